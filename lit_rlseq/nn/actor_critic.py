@@ -1,0 +1,41 @@
+"""The interface every policy network in lit_rlseq implements, recurrent or not.
+
+Inputs are time-major: observations are a dict of tensors shaped [T, B, ...]; ``first[t, b]`` is True when
+observation t of column b starts a new episode, in which case a recurrent network resets its state to the
+initial state before processing it. The state passed in is the state *before* observation 0.
+Feedforward networks use the empty tuple as state.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+State = tuple[torch.Tensor, ...]
+
+
+class PolicyOutput(NamedTuple):
+    logits: torch.Tensor  # [T, B, A]; invalid actions already masked to a large negative number
+    value: torch.Tensor  # [T, B]
+    state: State  # state after the last observation
+
+
+class ActorCritic(nn.Module):
+    """Base class: subclasses implement ``forward``; recurrent ones also ``initial_state``."""
+
+    num_actions: int
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        return ()
+
+    def forward(self, obs: dict[str, torch.Tensor], first: torch.Tensor, state: State = ()) -> PolicyOutput:
+        raise NotImplementedError  # abstract: every concrete network defines its forward pass
+
+
+def mask_invalid(logits: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Sets the logits of invalid actions to the dtype's most negative value (so softmax gives them 0)."""
+    if valid is None:
+        return logits
+    return logits.masked_fill(~valid.bool(), torch.finfo(logits.dtype).min)
