@@ -1,0 +1,242 @@
+"""Steps a vector of environments with a policy and turns what happens into unrolls or whole episodes.
+
+The collector owns the environments' live state between calls (the last observation, which columns start an
+episode, the policy's recurrent state, running episode returns), so consecutive ``unroll`` calls continue the
+same episodes. Actions are sampled with the collector's own torch generator, which is part of its state_dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+
+from lit_rlseq.loops.unroll import EpisodeStats, Unroll
+from lit_rlseq.nn.actor_critic import ActorCritic, State
+
+
+@runtime_checkable
+class ScriptedPolicy(Protocol):
+    """A policy that reads the environment's true state (e.g. a planner with privileged access)."""
+
+    def act(self, env: gym.vector.VectorEnv, obs: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+Policy = ActorCritic | ScriptedPolicy
+
+
+@dataclass
+class RecordedEpisode:
+    """One finished episode as numpy arrays: observations have L+1 rows (the final one included)."""
+
+    obs: dict[str, np.ndarray]
+    action: np.ndarray  # [L]
+    reward: np.ndarray  # [L]
+    behaviour_logits: np.ndarray  # [L, A]
+    success: float  # 1.0 / 0.0, NaN when the env reports none
+    env_index: int
+
+
+def policy_device(policy: Policy) -> torch.device:
+    if isinstance(policy, torch.nn.Module):
+        for p in policy.parameters():
+            return p.device
+    return torch.device("cpu")
+
+
+class Collector:
+    def __init__(self, env: gym.vector.VectorEnv, seed: int):
+        if env.metadata.get("autoreset_mode") != AutoresetMode.SAME_STEP:
+            raise ValueError(
+                f"{type(env).__name__} must use same-step autoreset (gymnasium AutoresetMode.SAME_STEP); "
+                "see lit_rlseq.envs for the convention"
+            )
+        self.env = env
+        self.num_envs = env.num_envs
+        self.generator = torch.Generator().manual_seed(seed)
+        self._obs: dict[str, np.ndarray] | None = None
+        self._first = np.ones(self.num_envs, dtype=bool)
+        self._state: State | None = None
+        self._episode_return = np.zeros(self.num_envs, dtype=np.float64)
+        self._episode_length = np.zeros(self.num_envs, dtype=np.int64)
+
+    # -- state -----------------------------------------------------------------------------------------
+    def reset(self, seed: int) -> None:
+        """Starts fresh episodes in every env (seeded) and forgets the policy state."""
+        self._obs, _ = self.env.reset(seed=seed)
+        self._first[:] = True
+        self._state = None
+        self._episode_return[:] = 0.0
+        self._episode_length[:] = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+    # -- acting ----------------------------------------------------------------------------------------
+    def _act(self, policy: Policy, greedy: bool) -> tuple[np.ndarray, torch.Tensor]:
+        """Chooses actions for the current observations; returns them and the behaviour logits [B, A]."""
+        assert self._obs is not None, "call reset(seed) before collecting"
+        if isinstance(policy, ScriptedPolicy):
+            actions = np.asarray(policy.act(self.env, self._obs), dtype=np.int64)
+            logits = torch.full((self.num_envs, self.env.single_action_space.n), torch.finfo(torch.float32).min)
+            logits[torch.arange(self.num_envs), torch.from_numpy(actions)] = 0.0
+            return actions, logits
+        device = policy_device(policy)
+        obs = {k: torch.from_numpy(v).to(device)[None] for k, v in self._obs.items()}
+        first = torch.from_numpy(self._first).to(device)[None]
+        if self._state is None:
+            self._state = policy.initial_state(self.num_envs, device)
+        with torch.no_grad():
+            out = policy(obs, first, self._state)
+        self._state = out.state
+        logits = out.logits[0].float().cpu()
+        if greedy:
+            actions = logits.argmax(-1)
+        else:
+            actions = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator)[:, 0]
+        return actions.numpy(), logits
+
+    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        done = np.logical_or(terminated, truncated)
+        self._episode_return += reward
+        self._episode_length += 1
+        self._obs = obs
+        self._first = done.copy()
+        return np.asarray(reward, dtype=np.float32), done, info
+
+    def _finish(self, done: np.ndarray, info: dict[str, Any]) -> EpisodeStats:
+        """Statistics of the episodes that just ended; resets their running counters."""
+        ended = np.flatnonzero(done)
+        if len(ended) == 0:
+            return EpisodeStats.empty()
+        if "success" in info:
+            success = np.asarray(info["success"], dtype=np.float32)[ended]
+        else:
+            success = np.full(len(ended), np.nan, dtype=np.float32)
+        stats = EpisodeStats(
+            torch.from_numpy(self._episode_return[ended].astype(np.float32)),
+            torch.from_numpy(self._episode_length[ended].copy()),
+            torch.from_numpy(success),
+        )
+        self._episode_return[ended] = 0.0
+        self._episode_length[ended] = 0
+        return stats
+
+    # -- unrolls for learning --------------------------------------------------------------------------
+    def unroll(self, policy: Policy, length: int, greedy: bool = False) -> Unroll:
+        """Steps every env ``length`` times and returns the unroll (see lit_rlseq.loops.unroll)."""
+        assert self._obs is not None, "call reset(seed) before collecting"
+        device = policy_device(policy)
+        if self._state is None and not isinstance(policy, ScriptedPolicy):
+            self._state = policy.initial_state(self.num_envs, device)
+        initial_state = tuple(s.detach().cpu().clone() for s in (self._state or ()))
+        obs_buf = {k: np.empty((length + 1,) + v.shape, dtype=v.dtype) for k, v in self._obs.items()}
+        first = np.empty((length + 1, self.num_envs), dtype=bool)
+        action = np.empty((length, self.num_envs), dtype=np.int64)
+        reward = np.empty((length, self.num_envs), dtype=np.float32)
+        done = np.empty((length, self.num_envs), dtype=bool)
+        logits: list[torch.Tensor] = []
+        finished: list[EpisodeStats] = []
+        for t in range(length):
+            for k, v in self._obs.items():
+                obs_buf[k][t] = v
+            first[t] = self._first
+            action[t], step_logits = self._act(policy, greedy)
+            logits.append(step_logits)
+            reward[t], done[t], info = self._step(action[t])
+            finished.append(self._finish(done[t], info))
+        for k, v in self._obs.items():
+            obs_buf[k][length] = v
+        first[length] = self._first
+        return Unroll(
+            obs={k: torch.from_numpy(v) for k, v in obs_buf.items()},
+            first=torch.from_numpy(first),
+            action=torch.from_numpy(action),
+            reward=torch.from_numpy(reward),
+            done=torch.from_numpy(done),
+            behaviour_logits=torch.stack(logits),
+            initial_state=initial_state,
+            episodes=EpisodeStats.cat(finished),
+        )
+
+    # -- whole episodes for evaluation and demonstrations ----------------------------------------------
+    def run_episodes(
+        self,
+        policy: Policy,
+        episodes_per_env: int | np.ndarray,
+        greedy: bool,
+        on_episode: Callable[[RecordedEpisode], None] | None = None,
+        max_env_steps: int | None = None,
+    ) -> EpisodeStats:
+        """Runs until env i has *started and finished* ``episodes_per_env[i]`` episodes since this call.
+
+        Starts fresh episodes first (a reset with the next seed must have been done by the caller), so no
+        episode is cut short and long episodes are not under-counted. ``on_episode`` receives every counted
+        episode in full (observations, actions, rewards) when it ends. ``max_env_steps`` is a safety net for
+        policies that never end an episode in an env without a step limit.
+        """
+        quota = np.broadcast_to(np.asarray(episodes_per_env, dtype=np.int64), (self.num_envs,)).copy()
+        counted = np.zeros(self.num_envs, dtype=np.int64)
+        record = on_episode is not None
+        steps: list[list[tuple[dict[str, np.ndarray], int, float, np.ndarray]]] = [[] for _ in range(self.num_envs)]
+        results: list[EpisodeStats] = []
+        env_steps = 0
+        while (counted < quota).any():
+            if max_env_steps is not None and env_steps >= max_env_steps:
+                raise RuntimeError(
+                    f"{int((quota - counted).sum())} episodes still running after {env_steps} steps; "
+                    "does this environment have a step limit?"
+                )
+            obs_before = self._obs
+            actions, logits = self._act(policy, greedy)
+            reward, done, info = self._step(actions)
+            env_steps += 1
+            active = counted < quota
+            if record:
+                for i in np.flatnonzero(active):
+                    steps[i].append(
+                        ({k: v[i].copy() for k, v in obs_before.items()}, int(actions[i]), float(reward[i]),
+                         logits[i].numpy())
+                    )
+            stats = self._finish(done, info)
+            ended = np.flatnonzero(done)
+            keep = active[ended]
+            if keep.any():
+                results.append(
+                    EpisodeStats(stats.episode_return[keep], stats.length[keep], stats.success[keep])
+                )
+            for j, i in enumerate(ended):
+                if not active[i]:
+                    continue
+                counted[i] += 1
+                if record:
+                    on_episode(_assemble(steps[i], info["final_obs"][i], float(stats.success[j]), int(i)))
+                    steps[i] = []
+        return EpisodeStats.cat(results) if results else EpisodeStats.empty()
+
+
+def _assemble(
+    steps: list[tuple[dict[str, np.ndarray], int, float, np.ndarray]],
+    final_obs: dict[str, np.ndarray],
+    success: float,
+    env_index: int,
+) -> RecordedEpisode:
+    keys = steps[0][0].keys()
+    obs = {k: np.stack([s[0][k] for s in steps] + [np.asarray(final_obs[k])]) for k in keys}
+    return RecordedEpisode(
+        obs=obs,
+        action=np.array([s[1] for s in steps], dtype=np.int64),
+        reward=np.array([s[2] for s in steps], dtype=np.float32),
+        behaviour_logits=np.stack([s[3] for s in steps]).astype(np.float32),
+        success=success,
+        env_index=env_index,
+    )
