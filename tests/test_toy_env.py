@@ -51,7 +51,7 @@ def test_step_limit_truncates_with_minus_one():
     assert truncated[0] and not terminated[0] and reward[0] == -1.0
 
 
-def test_observation_matches_space_and_decodes_to_the_task():
+def test_observation_matches_space_and_the_wiki_names_the_goal():
     env = make_vector_env("toy", num_envs=3, seed=1)
     assert env.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     obs, _ = env.reset(seed=1)
@@ -61,8 +61,8 @@ def test_observation_matches_space_and_decodes_to_the_task():
     target = env.object_kind[0, env.target[0]]
     from lit_rlseq.envs.toy import COLOURS, SHAPES
 
-    words = env.vocab.decode(obs["task"][0])
-    assert words == ["go", "to", "the", COLOURS[target[0]], SHAPES[target[1]]]
+    assert env.vocab.decode(obs["wiki"][0]) == ["the", "goal", "is", "the", COLOURS[target[0]], SHAPES[target[1]], "."]
+    assert env.vocab.decode(obs["task"][0]) == ["go", "to", "the", "goal"]
 
 
 def test_same_seed_same_episodes():

@@ -1,9 +1,11 @@
-"""A tiny text-grid environment for tests and smoke experiments: "go to the red ball".
+"""A tiny text-grid environment for tests and smoke experiments: "go to the goal", where the wiki says
+which object the goal is.
 
 A 6x6 room (walls around a 4x4 interior) holds the agent ("you") and two objects named "{colour} {shape}"
-that differ in colour or shape. The task names one of them. Reaching it gives +1 (success), reaching the other
-gives -1, each other step -0.02, and the episode is cut at ``max_steps`` with -1 (truncated). A random policy
-succeeds in roughly a third of the episodes; a policy that reads the task succeeds in all of them.
+that differ in colour or shape. The wiki names the goal ("the goal is the red ball ."), the task is always
+"go to the goal". Reaching the goal gives +1 (success), reaching the other object -1, each other step -0.02,
+and the episode is cut at ``max_steps`` with -1 (truncated). Like RTFM, the information is in the wiki, which
+the txt2pi network reads with attention conditioned on the task.
 
 Observations follow the text-grid convention in ``lit_rlseq.envs`` (the same keys and shapes as RTFM), so
 the same networks, collectors and stores serve both. The whole batch is simulated with numpy at once.
@@ -27,7 +29,8 @@ NAME_WORDS = 8
 WIKI_WORDS = 8
 TASK_WORDS = 8
 INV_WORDS = 2
-WIKI = "reach the object the task names ."
+WIKI = "the goal is the {colour} {shape} ."
+TASK = "go to the goal"
 INVENTORY = "nothing"
 # stay, up, down, left, right
 MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)
@@ -35,7 +38,7 @@ STEP_PENALTY = -0.02
 
 
 def toy_vocabulary() -> Vocabulary:
-    words = {"you", "empty", "wall", "go", "to", "the", INVENTORY, *COLOURS, *SHAPES, *WIKI.split()}
+    words = {"you", "empty", "wall", INVENTORY, *COLOURS, *SHAPES, *WIKI.split(), *TASK.split()}
     return Vocabulary(words)
 
 
@@ -70,7 +73,7 @@ class ToyVectorEnv(gym.vector.VectorEnv):
         self._object_ids = np.array([[v.index[c], v.index[s]] for c in COLOURS for s in SHAPES]).reshape(
             len(COLOURS), len(SHAPES), 2
         )
-        self._wiki = _padded(v.encode(WIKI.split()), WIKI_WORDS)
+        self._task = _padded(v.encode(TASK.split()), TASK_WORDS)
         self._inv = _padded(v.encode([INVENTORY]), INV_WORDS)
 
         self._rng = np.random.default_rng(seed)
@@ -119,11 +122,10 @@ class ToyVectorEnv(gym.vector.VectorEnv):
         name_len[arange, agent[:, 0], agent[:, 1], 0] = 1
 
         target_kind = self.object_kind[idx, self.target[idx]]
-        task = np.zeros((n, TASK_WORDS), dtype=np.int64)
-        task[:, 0] = self._word["go"]
-        task[:, 1] = self._word["to"]
-        task[:, 2] = self._word["the"]
-        task[:, 3:5] = self._object_ids[target_kind[:, 0], target_kind[:, 1]]
+        wiki = np.zeros((n, WIKI_WORDS), dtype=np.int64)
+        wiki[:, :4] = [self._word[w] for w in WIKI.split()[:4]]  # "the goal is the"
+        wiki[:, 4:6] = self._object_ids[target_kind[:, 0], target_kind[:, 1]]
+        wiki[:, 6] = self._word["."]
 
         coords = np.arange(ROOM)
         rel_pos = np.empty((n, ROOM, ROOM, 2), dtype=np.float32)
@@ -135,10 +137,10 @@ class ToyVectorEnv(gym.vector.VectorEnv):
         return {
             "name": grid,
             "name_len": name_len,
-            "wiki": np.repeat(self._wiki[None], n, axis=0),
-            "wiki_len": np.full(n, np.count_nonzero(self._wiki), dtype=np.int64),
-            "task": task,
-            "task_len": np.full(n, 5, dtype=np.int64),
+            "wiki": wiki,
+            "wiki_len": np.full(n, 7, dtype=np.int64),
+            "task": np.repeat(self._task[None], n, axis=0),
+            "task_len": np.full(n, np.count_nonzero(self._task), dtype=np.int64),
             "inv": np.repeat(self._inv[None], n, axis=0),
             "inv_len": np.ones(n, dtype=np.int64),
             "rel_pos": rel_pos,
@@ -188,11 +190,12 @@ class ToyVectorEnv(gym.vector.VectorEnv):
         return self._observe(), reward, terminated, truncated, info
 
     def render_text(self, env: int = 0) -> str:
-        """The room of one env as text, one cell per column, plus the task."""
+        """The room of one env as text, one cell per column, plus the wiki and the task."""
         obs = self._observe(np.array([env]))
         cells = [[" ".join(self.vocab.decode(obs["name"][0, r, c, 0])) for c in range(ROOM)] for r in range(ROOM)]
         width = max(len(c) for row in cells for c in row)
         lines = [" | ".join(c.ljust(width) for c in row) for row in cells]
+        lines.append("wiki: " + " ".join(self.vocab.decode(obs["wiki"][0])))
         lines.append("task: " + " ".join(self.vocab.decode(obs["task"][0])))
         return "\n".join(lines)
 

@@ -7,6 +7,7 @@ Index convention (T transitions, T+1 observations):
     done[t]               t = 0..T-1  the episode ended after action t (so first[t + 1] == done[t])
     behaviour_logits[t]   t = 0..T-1  the acting policy's logits at obs[t] (for V-trace's importance weights)
     initial_state                     the agent's recurrent state before obs[0] (empty for feedforward nets)
+    policy_version                    learner updates in the weights that acted (-1: the learner's own weights)
 
 A time limit counts as the end of an episode (done), as in IMPALA: the value is not bootstrapped through it.
 """
@@ -48,6 +49,7 @@ class Unroll:
     behaviour_logits: torch.Tensor  # float32 [T, B, A]
     initial_state: tuple[torch.Tensor, ...] = ()  # each [B, ...]
     episodes: EpisodeStats = field(default_factory=EpisodeStats.empty)
+    policy_version: int = -1
 
     @property
     def num_steps(self) -> int:
@@ -71,6 +73,7 @@ class Unroll:
             behaviour_logits=self.behaviour_logits.to(device, non_blocking=True),
             initial_state=tuple(s.to(device, non_blocking=True) for s in self.initial_state),
             episodes=self.episodes,  # statistics stay on the CPU
+            policy_version=self.policy_version,
         )
 
 
@@ -92,4 +95,5 @@ def concat_unrolls(unrolls: list[Unroll]) -> Unroll:
             torch.cat(parts, dim=0) for parts in zip(*(u.initial_state for u in unrolls), strict=True)
         ),
         episodes=EpisodeStats.cat([u.episodes for u in unrolls]),
+        policy_version=min(u.policy_version for u in unrolls),
     )

@@ -1,0 +1,103 @@
+"""Learner throughput against its limit: frames/s of IMPALA training vs the same envs stepped by the same
+policy with no learning (the collector alone), synchronous and asynchronous, in one run.
+
+The learner's frames/s counts the frames it trained on between the end of a warm-up batch and the end of the
+run (Lightning's start-up and the first unroll excluded). The limit steps the same envs with the same network
+(``Collector.unroll``, inference only). Raw env steps/s with random valid actions are reported too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import lightning as L
+import numpy as np
+import torch
+
+from lit_rlseq.bench import BenchResult, benchmark
+from lit_rlseq.envs.registry import make_vector_env
+from lit_rlseq.loops.online import OnlineDataModule
+
+WARMUP_STEPS = 2
+
+
+class _Clock(L.Callback):
+    def __init__(self):
+        self.start: tuple[float, int] | None = None
+        self.end: tuple[float, int] | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        now = (time.perf_counter(), int(pl_module.frames))
+        if batch_idx + 1 == WARMUP_STEPS:
+            self.start = now
+        self.end = now
+
+    def frames_per_s(self) -> float:
+        return (self.end[1] - self.start[1]) / (self.end[0] - self.start[0])
+
+
+def env_only_steps_per_s(env_id: str, num_envs: int, steps: int, env_kwargs: dict) -> float:
+    env = make_vector_env(env_id, num_envs=num_envs, seed=0, **env_kwargs)
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        keys = np.where(obs["valid"], rng.random(obs["valid"].shape), -1.0)
+        obs, *_ = env.step(keys.argmax(1))
+    return num_envs * steps / (time.perf_counter() - start)
+
+
+def learner_vs_collector(
+    name: str,
+    make_data: Callable[[int, int], OnlineDataModule],
+    make_module: Callable[[OnlineDataModule], L.LightningModule],
+    steps: int,
+    note: str,
+) -> list[BenchResult]:
+    """``make_data(num_workers, steps_per_epoch)`` and ``make_module(dm)`` build the run to measure."""
+    dm = make_data(0, steps)
+    module = make_module(dm)
+    collector = dm.make_collector(rank=0, worker=0)
+    collector.unroll(module.policy, dm.unroll_length)  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        collector.unroll(module.policy, dm.unroll_length)
+    frames = steps * dm.unroll_length * dm.num_envs
+    limit = frames / (time.perf_counter() - start)
+    env_only = env_only_steps_per_s(dm.env_id, dm.num_envs, steps * dm.unroll_length, dm.env_kwargs)
+
+    results = []
+    for mode, workers in (("sync", 0), ("async", 1)):
+        dm = make_data(workers, steps + WARMUP_STEPS)
+        module = make_module(dm)
+        clock = _Clock()
+        trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+                            callbacks=[clock])
+        trainer.fit(module, datamodule=dm)
+        learner = clock.frames_per_s()
+        results.append(BenchResult(
+            name=f"{name}.{mode}",
+            figures={"learner_frames_per_s": learner, "collector_frames_per_s": limit,
+                     "env_only_steps_per_s": env_only, "torch_threads": torch.get_num_threads()},
+            ratio=learner / limit,
+            goal=0.5,
+            note=f"{note}; {'1 actor worker' if workers else 'collection in the learner process'}",
+        ))
+    return results
+
+
+@benchmark("loops.toy_impala")
+def toy_impala(scale: float = 1.0) -> list[BenchResult]:
+    from lit_rlseq.ldd.impala import TextGridImpala
+
+    def make_data(workers: int, steps: int) -> OnlineDataModule:
+        return OnlineDataModule("toy", num_envs=16, unroll_length=20, steps_per_epoch=steps, num_workers=workers,
+                                eval_envs={}, seed=0)
+
+    def make_module(dm: OnlineDataModule) -> TextGridImpala:
+        return TextGridImpala(dm.vocab, dm.num_actions, d_word=16, d_text=32, channels=(16,) * 5, d_rep=64)
+
+    return learner_vs_collector("loops.toy_impala", make_data, make_module, max(2, int(40 * scale)),
+                                "configs/toy_impala.yaml sizes: 16 envs x 20 steps, txt2pi d_rep 64")

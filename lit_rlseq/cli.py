@@ -1,0 +1,145 @@
+"""The `lit-rlseq` / `lightning` command (also `python -m lit_rlseq`): LightningCLI plus two RL stages.
+
+    lightning fit      --config configs/toy_impala.yaml
+    lightning validate --config configs/toy_impala.yaml --ckpt_path runs/toy_impala/checkpoints/last.ckpt
+    lightning evaluate --config configs/toy_impala.yaml --ckpt_path ...   (validate, then a table of results)
+    lightning collect  --config configs/ldd_rtfm_collect.yaml             (record episodes into a store)
+
+Any of our LightningModules and DataModules can be named with ``--model`` / ``--data`` (subclass mode).
+Shapes that come from the data (vocabulary, number of actions) are linked into the model when both are
+instantiated, so configs never repeat them. User errors (unknown keys, wrong types, missing files or
+checkpoints) are printed as one message, without a traceback, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import lightning as L
+from jsonargparse import ArgumentError
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from lit_rlseq.errors import MissingArtifactError, UserError
+
+EXTRA_SUBCOMMANDS = {
+    "collect": {"model", "dataloaders", "datamodule"},
+    "evaluate": {"model", "dataloaders", "datamodule"},
+}
+
+
+class Trainer(L.Trainer):
+    """Lightning's Trainer with the RL stages that are not training."""
+
+    def collect(self, model: L.LightningModule | None = None, datamodule: L.LightningDataModule | None = None,
+                ckpt_path: str | None = None) -> None:
+        """Run a policy in environments and record its episodes into a rollout store (a predict run)."""
+        from lit_rlseq.loops.collect import CollectDataModule
+
+        if not isinstance(datamodule, CollectDataModule):
+            raise UserError(
+                f"`collect` needs data of class lit_rlseq.loops.CollectDataModule (where to record what), "
+                f"got {type(datamodule).__name__}; see configs/ldd_rtfm_collect.yaml"
+            )
+        self.predict(model, datamodule=datamodule, ckpt_path=ckpt_path, return_predictions=False)
+
+    def evaluate(self, model: L.LightningModule | None = None, datamodule: L.LightningDataModule | None = None,
+                 ckpt_path: str | None = None) -> list[dict[str, float]]:
+        """Evaluate a policy in the data's evaluation environments (a validate run) and print a table."""
+        results = self.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+        if self.is_global_zero:
+            for name, value in sorted(results[0].items() if results else []):
+                print(f"{name:40s} {value:10.4f}")
+        return results
+
+
+class LitRLSeqCLI(LightningCLI):
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {**LightningCLI.subcommands(), **EXTRA_SUBCOMMANDS}
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Data-derived shapes. A model that does not take the argument is left alone; a data module that does
+        # not provide it gives None, and the model says what it needs.
+        for name in ("vocab", "num_actions"):
+            parser.link_arguments(
+                "data", f"model.init_args.{name}", compute_fn=_attribute(name), apply_on="instantiate"
+            )
+
+    def before_instantiate_classes(self) -> None:
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and ckpt_path not in ("last", "best", "hpc") and not Path(ckpt_path).is_file():
+            raise MissingArtifactError(
+                "checkpoint (--ckpt_path)", ckpt_path, produce_with="lightning fit --config <the run's config>"
+            )
+
+
+def _attribute(name: str):
+    def get(datamodule: Any) -> Any:
+        return getattr(datamodule, name, None)
+
+    return get
+
+
+def _parser_kwargs() -> dict[str, Any]:
+    common = {"parser_mode": "omegaconf", "exit_on_error": False}
+    return {**common, **{name: dict(common) for name in {**LightningCLI.subcommands(), **EXTRA_SUBCOMMANDS}}}
+
+
+def _clean_argument_error(message: str) -> str:
+    """jsonargparse explains a bad subclass argument through every Union branch; keep the informative lines."""
+    lines = [line.rstrip() for line in message.splitlines() if line.strip()]
+    useful = [
+        line for line in lines
+        if not any(noise in line for noise in ("Does not validate against any of the Union", "Subtypes:",
+                                                "Errors:", "Expected a <class 'NoneType'>", "Given value type:",
+                                                "Given value: NestedArg"))
+    ]
+    return "\n".join(useful)
+
+
+def run_cli(args: list[str] | None = None) -> LitRLSeqCLI:
+    """Parses ``args`` (default: sys.argv), runs the subcommand and returns the CLI (tests inspect it)."""
+    try:
+        return LitRLSeqCLI(
+            L.LightningModule,
+            L.LightningDataModule,
+            trainer_class=Trainer,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            parser_kwargs=_parser_kwargs(),
+            save_config_kwargs={"overwrite": True},
+            args=args,
+        )
+    except ArgumentError as e:
+        _fail(_clean_argument_error(str(e)) + "\n  (run with --help for the accepted options)")
+    except (UserError, FileNotFoundError) as e:
+        _fail(str(e))
+    except ValueError as e:
+        # jsonargparse re-raises errors from our constructors (e.g. an unknown env id) inside its own.
+        cause = _user_error_in_chain(e)
+        if cause is None:
+            raise
+        _fail(str(cause))
+
+
+def _user_error_in_chain(error: BaseException) -> UserError | None:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, UserError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def main(args: list[str] | None = None) -> None:
+    """The console script (`lit-rlseq`, `lightning`)."""
+    run_cli(args)
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"lit-rlseq: error: {message}", file=sys.stderr)
+    raise SystemExit(2)

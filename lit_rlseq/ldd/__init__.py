@@ -1,0 +1,14 @@
+"""Language Dynamics Distillation (Zhong et al., NeurIPS 2022) on text-grid environments."""
+
+from lit_rlseq.ldd.dynamics import DynamicsDataModule, DynamicsMetricsPlot, DynamicsModule, load_dynamics_encoder
+from lit_rlseq.ldd.expert import RTFMExpert
+from lit_rlseq.ldd.impala import TextGridImpala
+
+__all__ = [
+    "DynamicsDataModule",
+    "DynamicsMetricsPlot",
+    "DynamicsModule",
+    "RTFMExpert",
+    "TextGridImpala",
+    "load_dynamics_encoder",
+]

@@ -1,0 +1,87 @@
+"""The command line: every config runs (fast_dev_run), configs round-trip, user errors are one clear line."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lit_rlseq.cli import run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = str(ROOT / "configs" / "toy_impala.yaml")
+
+
+def fails_with(capsys, args: list[str], *expected: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for text in expected:
+        assert text in err, err
+    return err
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+def test_print_config_is_complete_and_reruns(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["fit", "--config", TOY, "--print_config"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    for key in ("class_path: lit_rlseq.ldd.TextGridImpala", "entropy_cost: 0.01", "rho_bar:", "unroll_length: 20",
+                "eval_episodes: 200", "d_rep: 64"):
+        assert key in printed
+    assert "vocab:" not in printed  # linked from the data, not a config value
+    config = tmp_path / "printed.yaml"
+    config.write_text(printed)
+    cli = run_cli(["fit", "--config", str(config), "--trainer.fast_dev_run=true",
+                   "--data.init_args.eval_episodes=4"])
+    assert int(cli.model.frames) == 16 * 20
+
+
+def test_command_line_overrides_reach_the_model(tmp_path):
+    cli = run_cli(["fit", "--config", TOY, "--trainer.fast_dev_run=true", "--model.init_args.lr=3e-4",
+                   "--data.init_args.eval_episodes=4"])
+    assert cli.model.lr == pytest.approx(3e-4)
+    assert cli.model.policy.config.vocab_size == len(cli.datamodule.vocab)
+
+
+def test_unknown_key(capsys):
+    fails_with(capsys, ["fit", "--config", TOY, "--model.init_args.lrr=3"], "lrr", "not accepted")
+
+
+def test_wrong_type(capsys):
+    fails_with(capsys, ["fit", "--config", TOY, "--model.init_args.lr=fast"], "lr", "float")
+
+
+def test_missing_config_file(capsys):
+    fails_with(capsys, ["fit", "--config", "configs/nope.yaml"], "nope.yaml", "does not exist")
+
+
+def test_missing_checkpoint_names_it_and_how_to_make_one(capsys):
+    fails_with(capsys, ["validate", "--config", TOY, "--ckpt_path", "runs/none/last.ckpt"],
+               "runs/none/last.ckpt", "create it with: lightning fit")
+
+
+def test_unknown_environment(capsys):
+    fails_with(capsys, ["fit", "--config", TOY, "--data.init_args.env=atarii"], "unknown environment 'atarii'")
+
+
+def test_collect_needs_collection_data(capsys):
+    fails_with(capsys, ["collect", "--config", TOY], "CollectDataModule")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [["lit-rlseq"], ["lightning"], [sys.executable, "-m", "lit_rlseq"]])
+def test_console_scripts(command):
+    if command[0] != sys.executable:
+        command = [str(Path(sys.executable).parent / command[0])]
+    result = subprocess.run(command + ["--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for subcommand in ("fit", "validate", "collect", "evaluate"):
+        assert subcommand in result.stdout
