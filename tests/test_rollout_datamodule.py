@@ -1,12 +1,18 @@
+import contextlib
+
 import lightning as L
 import numpy as np
 import pytest
 import torch
+from lightning.fabric.utilities.data import _replace_dunder_methods, _set_sampler_epoch
 from lightning.pytorch.trainer.connectors.data_connector import _get_distributed_sampler
 from lightning.pytorch.utilities.data import _update_dataloader
+from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
+import lit_rlseq.rollouts.datamodule as datamodule_module
 from lit_rlseq.errors import DataError, MissingArtifactError, UserError
 from lit_rlseq.rollouts import Episode, EpisodeTags, RolloutDataModule, RolloutStore, split_episodes
+from lit_rlseq.rollouts.datamodule import ArrayBatchSampler, SeededShuffle
 
 
 def make_episode(e: int, length: int, partition: str = "teacher") -> Episode:
@@ -70,7 +76,7 @@ def test_windows_padding_and_masks_by_hand(tmp_path):
     )
     np.testing.assert_array_equal(batch["obs"][1, :, 0], [20, 30, 0, 0, 0])  # states 2, 3 of episode 0
     np.testing.assert_array_equal(batch["obs"][3, :, 1], [1021, 1031, 1041, 1051, 0])
-    assert batch["words"][1].tolist() == ["e0t2", "", "", ""]
+    assert batch["words"][1] == ["e0t2", "", "", ""]
     np.testing.assert_array_equal(batch["done"][0], [False, False, True, False])
 
 
@@ -83,11 +89,74 @@ def test_windows_match_reference(tmp_path, window, stride):
     batch = all_windows(dm.train_dataset)
     assert len(dm.train_dataset) == len(expected)
     for key in expected[0]:
-        got = batch[key].tolist() if key == "words" else batch[key]
+        got = batch[key]
         want = [item[key] for item in expected]
         np.testing.assert_array_equal(got, np.asarray(want) if key != "words" else want, err_msg=key)
     single = dm.train_dataset[len(expected) - 1]  # __getitem__ agrees with __getitems__
     np.testing.assert_array_equal(single["obs"], expected[-1]["obs"])
+
+
+def assert_batch_matches(batch: dict, expected: list[dict]) -> None:
+    for key in expected[0]:
+        want = [item[key] for item in expected]
+        if key == "words":
+            assert batch[key] == want
+        else:
+            assert batch[key].is_contiguous(), key
+            np.testing.assert_array_equal(batch[key], np.asarray(want), err_msg=key)
+
+
+def test_shuffled_batches_of_full_padded_and_mixed_windows_match_reference(tmp_path):
+    episodes = make_store(tmp_path / "s", [1, 7, 4, 9])
+    dm = RolloutDataModule(str(tmp_path / "s"), window=4, batch_size=3, val_fraction=0)
+    dm.setup("fit")
+    expected = reference_windows(episodes, window=4, stride=1)
+    full = [i for i, item in enumerate(expected) if item["mask"].all()]
+    padded = [i for i, item in enumerate(expected) if not item["mask"].all()]
+    assert len(full) == 11 and len(padded) == 10  # the last 3 windows of each episode (all of a 1-step one)
+    rng = np.random.default_rng(0)
+    for indices in (rng.permutation(full), rng.permutation(padded), rng.permutation(len(expected))[:8], [padded[3]]):
+        for as_given in (np.asarray(indices), list(map(int, indices))):  # the DataLoader's arrays, or plain lists
+            batch = dm.train_dataset.__getitems__(as_given)
+            assert_batch_matches(batch, [expected[i] for i in indices])
+
+
+def test_batches_made_in_a_worker_share_one_segment_per_field(tmp_path, monkeypatch):
+    """In a DataLoader worker the batch is gathered straight into shared memory: one segment for the
+    bookkeeping tensors, one per numeric field; the values are those of the main-process path."""
+    episodes = make_store(tmp_path / "s", [3, 6, 2])
+    dm = RolloutDataModule(str(tmp_path / "s"), window=4, batch_size=3, val_fraction=0)
+    dm.setup("fit")
+    indices = [7, 0, 2, 9, 4]
+    main_process = dm.train_dataset.__getitems__(indices)
+    monkeypatch.setattr(datamodule_module, "get_worker_info", lambda: object())  # as torch's worker loop sets it
+    in_worker = dm.train_dataset.__getitems__(indices)
+    assert_batch_matches(in_worker, [reference_windows(episodes, window=4, stride=1)[i] for i in indices])
+    tensors = {key: value for key, value in in_worker.items() if isinstance(value, torch.Tensor)}
+    assert set(tensors) == {"episode", "start", "mask", "state_mask", "obs", "action", "done"}
+    assert all(tensor.is_shared() for tensor in tensors.values())
+    assert not any(tensor.is_shared() for tensor in main_process.values() if isinstance(tensor, torch.Tensor))
+    segment = {key: tensor.untyped_storage().data_ptr() for key, tensor in tensors.items()}
+    assert segment["episode"] == segment["start"] == segment["mask"] == segment["state_mask"]
+    assert len({segment["episode"], segment["obs"], segment["action"], segment["done"]}) == 4
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_array_batch_sampler_batches_like_torchs_batch_sampler(drop_last):
+    samplers = [
+        lambda: SequentialSampler(range(10)),
+        lambda: SeededShuffle(10, seed=3),  # vectorised order; iterating a twin gives the same first epoch
+        lambda: [4, 8, 1, 9, 0, 2, 7, 3, 5, 6],  # any other sampler: read by iteration
+    ]
+    for make in samplers:
+        ours = ArrayBatchSampler(make(), batch_size=4, drop_last=drop_last)
+        batches = list(ours)
+        assert all(batch.dtype == np.int64 for batch in batches)
+        assert [batch.tolist() for batch in batches] == list(BatchSampler(make(), batch_size=4, drop_last=drop_last))
+        assert len(batches) == len(ours) == (2 if drop_last else 3)
+    shuffle = ArrayBatchSampler(SeededShuffle(10, seed=3), batch_size=10, drop_last=False)
+    first, second = next(iter(shuffle)), next(iter(shuffle))
+    assert sorted(first.tolist()) == sorted(second.tolist()) == list(range(10)) and first.tolist() != second.tolist()
 
 
 def test_split_by_episode_is_disjoint_and_deterministic(tmp_path):
@@ -199,22 +268,36 @@ def test_shuffled_batches_are_deterministic_and_the_same_with_workers(tmp_path):
     assert torch.cat([b["episode"] for b in val]).tolist() == dms[0].val_dataset.window_episode.tolist()
 
 
-def test_ddp_ranks_get_disjoint_windows_covering_the_set(tmp_path):
+@pytest.mark.parametrize("in_hook", [False, True])
+def test_ddp_ranks_get_disjoint_windows_covering_the_set(tmp_path, in_hook):
+    """What Lightning does to the train DataLoader under DDP: inject a DistributedSampler, rebuild the loader
+    (from the arguments it recorded when the loader was made in the ``train_dataloader`` hook, or from its
+    attributes), call ``set_epoch`` every epoch."""
     make_store(tmp_path / "s", [4, 6, 3, 5])  # 18 windows: even, so DistributedSampler adds no duplicates
     dm = RolloutDataModule(str(tmp_path / "s"), window=3, batch_size=4, val_fraction=0)
     dm.setup("fit")
-    seen = []
+    every = set(zip(dm.train_dataset.window_episode.tolist(), dm.train_dataset.window_start.tolist()))
+    orders = []
     for rank in range(2):
-        loader = dm.train_dataloader()
-        # What Lightning does to a train DataLoader under DDP: inject a DistributedSampler, rebuild the loader.
+        with contextlib.ExitStack() as stack:
+            if in_hook:  # Lightning records the arguments of loaders and batch samplers made in the hook
+                stack.enter_context(_replace_dunder_methods(DataLoader, "dataset"))
+                stack.enter_context(_replace_dunder_methods(BatchSampler))
+            loader = dm.train_dataloader()
+        assert hasattr(loader.batch_sampler, "__pl_saved_args") == in_hook
         sampler = _get_distributed_sampler(loader, shuffle=True, overfit_batches=0, num_replicas=2, rank=rank, seed=0)
         loader = _update_dataloader(loader, sampler)
-        windows = [(e, s) for b in loader for e, s in zip(b["episode"].tolist(), b["start"].tolist())]
-        assert len(windows) == 9
-        seen.append(set(windows))
-    assert not seen[0] & seen[1]
-    every = set(zip(dm.train_dataset.window_episode.tolist(), dm.train_dataset.window_start.tolist()))
-    assert seen[0] | seen[1] == every and len(every) == 18
+        assert type(loader.batch_sampler) is ArrayBatchSampler and loader.batch_sampler.sampler is sampler
+        assert loader.batch_sampler.batch_size == 4 and len(loader) == 3
+        orders.append([])
+        for epoch in range(2):
+            _set_sampler_epoch(loader, epoch)
+            orders[rank].append([(e, s) for b in loader for e, s in zip(b["episode"].tolist(), b["start"].tolist())])
+    for epoch in range(2):
+        rank0, rank1 = set(orders[0][epoch]), set(orders[1][epoch])
+        assert len(orders[0][epoch]) == len(rank0) == len(rank1) == 9
+        assert not rank0 & rank1 and rank0 | rank1 == every
+    assert orders[0][0] != orders[0][1]  # a new shuffle every epoch
 
 
 class TinySequenceModel(L.LightningModule):
@@ -248,6 +331,30 @@ def test_trainer_fits_on_windows(tmp_path):
     assert "val_loss" in trainer.callback_metrics
 
 
+class WindowRecorder(TinySequenceModel):
+    def __init__(self):
+        super().__init__()
+        self.windows: dict[int, list[tuple[int, int]]] = {}
+
+    def training_step(self, batch, batch_idx):
+        windows = zip(batch["episode"].tolist(), batch["start"].tolist())
+        self.windows.setdefault(self.current_epoch, []).extend(windows)
+        return super().training_step(batch, batch_idx)
+
+
+def test_overfit_batches_turns_shuffling_off(tmp_path):
+    make_store(tmp_path / "s", [6, 7, 8, 9, 10])
+    model = WindowRecorder()
+    dm = RolloutDataModule(str(tmp_path / "s"), window=4, batch_size=4, val_fraction=0.2)
+    trainer = L.Trainer(
+        max_epochs=2, overfit_batches=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, dm)
+    first_windows = list(zip(dm.train_dataset.window_episode.tolist(), dm.train_dataset.window_start.tolist()))[:8]
+    assert model.windows == {0: first_windows, 1: first_windows}
+
+
 def test_benchmark_runs_at_tiny_scale():
     import lit_rlseq.bench.rollouts  # noqa: F401  (registers the benchmark)
     from lit_rlseq.bench import REGISTRY
@@ -261,3 +368,4 @@ def test_benchmark_runs_at_tiny_scale():
     ]
     assert [r.figures["windows"] for r in results] == [2000, 2000, 200, 200]  # 2 x 1000 and 1 x 200 steps
     assert all(r.ratio > 0 and r.goal == 0.5 for r in results)
+    assert ["handover_only_windows_per_s" in r.figures for r in results] == [False, True, False, True]

@@ -1,4 +1,4 @@
-"""Window throughput of RolloutDataModule against slicing the same in-memory arrays in a plain loop.
+"""Window throughput of RolloutDataModule against gathering the same windows from in-memory arrays with NumPy.
 
 Two stores are built in a temporary directory (episode counts times ``scale``):
 
@@ -6,26 +6,40 @@ Two stores are built in a temporary directory (episode counts times ``scale``):
 * frames: 100 episodes x 200 steps, uint8 frames [3, 64, 64] (per state) and int64 action; window 30, batch 28.
 
 For each, one shuffled epoch of the DataModule's real train DataLoader (num_workers 0 and 2) is timed against
-the limit: the same windows, in the same batch sizes, gathered from the loaded arrays with one ``np.take``
-per field in the main process (no masks, no padding, no tensors, no sampler). The DataLoader's rate excludes
-its first batch (worker start-up), reported separately as ``first_batch_s``.
+the limit: the same windows, in the same batch sizes, gathered from the loaded arrays with one ``take`` per
+field in the main process (no masks, no padding, no tensors, no sampler). Both sides are consumed the same way,
+each batch dropped before the next is made (a consumer that keeps it makes every 10 MB frames batch land in
+fresh pages, which would cost both sides alike), and they take turns over the same stretch of time, so that
+the load of a shared machine falls on both: limit, loader, limit, ..., limit. Without workers there are 8
+loader turns; with workers one, between two halves of the limit, because workers prepare batches in the
+background and would work off the clock during a limit turn. The DataLoader's first batch (worker start-up,
+the epoch's order) is not in its rate; ``first_batch_s`` reports it.
 
-With workers, every tensor of every batch travels through a fresh shared-memory segment (torch's
-DataLoader); on the machines measured so far that costs more than gathering the windows, so workers pay only
-when ``transform_batch`` does real work.
+When workers pay: a worker hands every batch to the main process through shared memory, one segment for
+mask/state_mask/episode/start and one per numeric field, and the hand-over costs more than gathering the
+batch. ``handover_only_windows_per_s`` (rows with workers) measures it alone: batches of the same tensors,
+allocated and filled in the workers but not gathered. On the loaded 2-core machine this was written on it was
+150-190k windows/s for vector batches (1.3-1.7 ms a batch, against ~0.1 ms to gather one) and ~2.4k windows/s
+for frames batches (~12 ms for 10.6 MB, against ~0.6 ms), and the real loader reached 55-95% of it: the
+hand-over, not the gather, is the floor. Workers therefore pay only when ``transform_batch`` costs more per
+batch than the hand-over of what it returns, or when the main process is busy elsewhere (a model on a GPU).
 """
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset, SequentialSampler, get_worker_info
 
 from lit_rlseq.bench import BenchResult, benchmark
-from lit_rlseq.rollouts.datamodule import RolloutDataModule, WindowDataset
+from lit_rlseq.rollouts.datamodule import ArrayBatchSampler, RolloutDataModule, WindowDataset, empty_batch
 from lit_rlseq.rollouts.episode import Episode, EpisodeTags
 from lit_rlseq.rollouts.store import RolloutStore
 
@@ -55,33 +69,100 @@ class Case:
 CASES = [Case("vector", 200, 1000, window=10, batch_size=256), Case("frames", 100, 200, window=30, batch_size=28)]
 
 
-def limit_windows_per_s(dataset: WindowDataset, batch_size: int, seed: int) -> float:
-    """Gather the dataset's windows batch by batch straight from the loaded arrays, in the main process."""
+def limit_batches(dataset: WindowDataset, batch_size: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+    """The dataset's windows, shuffled, batch by batch, gathered straight from the loaded arrays."""
     episodes = dataset.episodes
     first_row = {
         "transition": episodes.transition_offsets[dataset.window_episode] + dataset.window_start,
         "state": episodes.state_offsets[dataset.window_episode] + dataset.window_start,
     }
+    steps = {"transition": np.arange(dataset.window), "state": np.arange(dataset.window + 1)}
     order = np.random.default_rng(seed).permutation(len(dataset))
-    start = time.perf_counter()
-    for b in range(0, len(order), batch_size):
-        indices = order[b : b + batch_size]
+    for begin in range(0, len(order), batch_size):
+        indices = order[begin : begin + batch_size]
+        batch = {}
         for name, array in episodes.fields.items():
             kind = episodes.kinds[name]
-            rows = first_row[kind][indices, None] + np.arange(dataset.window + (kind == "state"))
-            np.take(array, rows, axis=0, mode="clip")
-    return len(order) / (time.perf_counter() - start)
+            batch[name] = array.take(first_row[kind][indices, None] + steps[kind], axis=0, mode="clip")
+        yield batch
 
 
-def loader_windows_per_s(datamodule: RolloutDataModule) -> tuple[float, float]:
-    """Windows per second over one epoch after the first batch, and the seconds to the first batch."""
+def drain(batches: Iterator[dict[str, Any]], count: int) -> tuple[int, float]:
+    """Windows in the next ``count`` batches and the seconds they took; each batch is dropped before the next."""
+    windows = 0
     start = time.perf_counter()
-    batches = iter(datamodule.train_dataloader())
+    for batch in itertools.islice(batches, count):
+        windows += len(batch["action"])
+        del batch
+    return windows, time.perf_counter() - start
+
+
+def split(total: int, parts: int) -> list[int]:
+    """``total`` batches in ``parts`` turns of (nearly) equal size."""
+    return np.diff(np.linspace(0, total, parts + 1).round().astype(int)).tolist()
+
+
+class HandoverOnly(Dataset):
+    """Batches with the tensors of ``dataset``'s batches, allocated (in shared memory in a worker) and filled but
+    not gathered: through DataLoader workers, what handing batches to the main process costs by itself."""
+
+    def __init__(self, dataset: WindowDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitems__(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        arrays, batch = empty_batch(self.dataset.tensor_groups, len(indices), shared=get_worker_info() is not None)
+        for array in arrays.values():
+            array.fill(0)
+        return batch
+
+
+def handover_windows_per_s(datamodule: RolloutDataModule, batches: int) -> float:
+    """Windows per second of up to ``batches`` batches (after the first) of ``HandoverOnly`` through workers."""
+    dataset = datamodule.train_dataset
+    loader = DataLoader(
+        HandoverOnly(dataset),
+        batch_sampler=ArrayBatchSampler(SequentialSampler(dataset), datamodule.batch_size, drop_last=False),
+        num_workers=datamodule.num_workers,
+        collate_fn=_unchanged,
+    )
+    handed_over = iter(loader)
+    next(handed_over)
+    windows, seconds = drain(handed_over, batches)
+    return windows / seconds
+
+
+def _unchanged(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return batch
+
+
+def measure(datamodule: RolloutDataModule, turns: int) -> dict[str, float]:
+    """One epoch of the train DataLoader and one of the limit, in ``turns`` loader turns between limit turns."""
+    loader = datamodule.train_dataloader()
+    limit = limit_batches(datamodule.train_dataset, datamodule.batch_size, seed=0)
+    limit_turns, loader_turns = split(len(loader), turns + 1), split(len(loader) - 1, turns)
+    limit_windows, limit_seconds = drain(limit, limit_turns[0])
+    start = time.perf_counter()
+    batches = iter(loader)
     next(batches)
     first_batch_s = time.perf_counter() - start
-    start = time.perf_counter()
-    windows = sum(len(batch["start"]) for batch in batches)
-    return windows / (time.perf_counter() - start), first_batch_s
+    loader_windows, loader_seconds = 0, 0.0
+    for loader_turn, limit_turn in zip(loader_turns, limit_turns[1:]):
+        windows, seconds = drain(batches, loader_turn)
+        loader_windows, loader_seconds = loader_windows + windows, loader_seconds + seconds
+        windows, seconds = drain(limit, limit_turn)
+        limit_windows, limit_seconds = limit_windows + windows, limit_seconds + seconds
+    figures = {
+        "windows_per_s": loader_windows / loader_seconds,
+        "limit_windows_per_s": limit_windows / limit_seconds,
+        "first_batch_s": first_batch_s,
+        "windows": float(len(datamodule.train_dataset)),
+    }
+    if datamodule.num_workers > 0:
+        figures["handover_only_windows_per_s"] = handover_windows_per_s(datamodule, batches=min(200, len(loader) - 1))
+    return figures
 
 
 @benchmark("rollouts.windows")
@@ -102,18 +183,12 @@ def windows(scale: float = 1.0) -> list[BenchResult]:
                 )
                 dm.setup("fit")
                 # Both sides get at least two batches after the first, whatever the scale.
-                rate, first_batch_s = loader_windows_per_s(dm)
-                limit = limit_windows_per_s(dm.train_dataset, case.batch_size, seed=0)
+                figures = measure(dm, turns=8 if workers == 0 else 1)
                 results.append(
                     BenchResult(
                         name=f"rollouts.windows[{case.name},workers={workers}]",
-                        figures={
-                            "windows_per_s": rate,
-                            "limit_windows_per_s": limit,
-                            "first_batch_s": first_batch_s,
-                            "windows": float(len(dm.train_dataset)),
-                        },
-                        ratio=rate / limit,
+                        figures=figures,
+                        ratio=figures["windows_per_s"] / figures["limit_windows_per_s"],
                         goal=0.5,
                         note=f"{n_episodes} episodes x {case.steps} steps, window {case.window}, "
                         f"batch {case.batch_size}; limit = np.take per field in the main process",

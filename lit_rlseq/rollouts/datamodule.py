@@ -15,23 +15,33 @@ A batch is a dict:
 * text fields are nested lists ``[B][window]`` of str; everything else is a torch tensor.
 
 Extension point: subclasses override ``transform_batch(batch) -> batch`` to turn this dict into what their
-model eats (tokenise, discretise, pick targets). It runs in the DataLoader worker processes, after tensors
-are made, so it must be a pure function of the batch (no CUDA, no state that changes during training).
+model eats (tokenise, discretise, pick targets). It is the DataLoader's ``collate_fn``: it runs in the worker
+processes, after tensors are made, so it must be a pure function of the batch (no CUDA, no state that changes
+during training).
 
-DDP: the train DataLoader shuffles with a RandomSampler seeded by ``seed``; under DDP Lightning replaces it
-with a DistributedSampler (seeded from ``seed_everything``), which gives each rank a disjoint share of the
-windows. Nothing here builds its own distributed sampler.
+Sampling and DDP: the DataLoaders take an ``ArrayBatchSampler`` (torch's ``BatchSampler``, yielding each
+batch's window indices as one array, which ``WindowDataset.__getitems__`` gathers with one ``take`` per field)
+around ``SeededShuffle`` for training (a new order every epoch from a generator seeded with ``seed``) or a
+``SequentialSampler`` for validation. Under DDP, Lightning rebuilds the batch sampler around a
+``DistributedSampler`` (seeded from ``seed_everything``, ``set_epoch`` every epoch), which gives each rank a
+disjoint share of the windows; nothing here builds its own distributed sampler. With ``overfit_batches`` the
+train DataLoader does not shuffle (Lightning cannot switch it off behind a batch sampler).
+
+Speed (``bin/bench rollouts.windows``): without workers, the train DataLoader delivers about 60% of the rate
+of gathering the same windows with NumPy alone for small vector windows, and 80-100% for image windows. Workers hand every batch to the main process through shared memory, which costs more than gathering
+it (see the benchmark's docstring for figures); use them only when ``transform_batch`` is expensive.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler, get_worker_info
 
 from lit_rlseq.errors import DataError, UserError
 from lit_rlseq.rollouts.episode import FieldSpec
@@ -41,7 +51,12 @@ BATCH_KEYS = ("mask", "state_mask", "episode", "start")
 
 
 class WindowDataset(Dataset):
-    """Windows over some of the loaded episodes; ``__getitems__`` gathers a batch with one ``np.take`` per field."""
+    """Windows over some of the loaded episodes; ``__getitems__`` makes a whole batch with one ``take`` per field.
+
+    Per window it keeps one row of ``[episode, start, first transition row, first state row, real transitions]``,
+    so a batch finds its windows with one gather; the masks of a window with ``v`` real transitions are row ``v``
+    of a small table. Padding rows are gathered like the others (whatever follows the episode) and zeroed after.
+    """
 
     def __init__(self, episodes: LoadedEpisodes, episode_ids: np.ndarray, window: int, stride: int):
         self.episodes = episodes
@@ -51,54 +66,145 @@ class WindowDataset(Dataset):
         self.window_episode = np.repeat(np.asarray(episode_ids, dtype=np.int64), counts)
         # Each window's number within its episode (0, 1, 2, ... restarting at every episode) times the stride.
         self.window_start = (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)) * stride
-        remaining = np.repeat(lengths, counts) - self.window_start
-        # Per kind of field: the rows of a window (transitions, or the states around them), where each window's
-        # rows begin in the loaded arrays, and how many of them are real rather than padding.
-        kinds = {"transition", *episodes.kinds.values()}
-        self._steps = {kind: np.arange(window + (kind == "state")) for kind in kinds}
-        offsets = {"transition": episodes.transition_offsets, "state": episodes.state_offsets}
-        self._first_row = {kind: offsets[kind][self.window_episode] + self.window_start for kind in kinds}
-        self._real_rows = {kind: np.minimum(remaining + (kind == "state"), len(self._steps[kind])) for kind in kinds}
+        self.window_length = np.minimum(np.repeat(lengths, counts) - self.window_start, window)  # real transitions
+        self._windows = np.stack(
+            [
+                self.window_episode,
+                self.window_start,
+                episodes.transition_offsets[self.window_episode] + self.window_start,
+                episodes.state_offsets[self.window_episode] + self.window_start,
+                self.window_length,
+            ],
+            axis=1,
+        )
+        self._steps = {"transition": np.arange(window), "state": np.arange(window + 1)}
+        real = np.arange(window + 1)[:, None]
+        self._mask_of_length = self._steps["transition"] < real  # v real transitions ...
+        self._state_mask_of_length = self._steps["state"] <= real  # ... lie between v + 1 real states
+        self._has_states = "state" in episodes.kinds.values()
+        # The tensors of a batch, as (key, shape of one window's part, NumPy dtype, torch dtype), in groups that
+        # share a segment of shared memory in worker processes (see empty_batch): the per-window bookkeeping,
+        # then each numeric field on its own.
+        bookkeeping = [
+            ("episode", (), np.dtype(np.int64), torch.int64),
+            ("start", (), np.dtype(np.int64), torch.int64),
+            ("mask", (window,), np.dtype(bool), torch.bool),
+        ]
+        if self._has_states:
+            bookkeeping.append(("state_mask", (window + 1,), np.dtype(bool), torch.bool))
+        self.tensor_groups = [bookkeeping] + [
+            [(name, (len(self._steps[episodes.kinds[name]]), *array.shape[1:]), array.dtype, _torch_dtype(array))]
+            for name, array in episodes.fields.items()
+            if array.dtype != object
+        ]
 
     def __len__(self) -> int:
         return len(self.window_episode)
 
-    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+    def __getitem__(self, i: int) -> dict[str, Any]:
         return {key: value[0] for key, value in self.__getitems__([i]).items()}
 
-    def __getitems__(self, indices: list[int]) -> dict[str, np.ndarray]:
+    def __getitems__(self, indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
+        """The batch of windows ``indices`` (see the module docstring)."""
         indices = np.asarray(indices, dtype=np.int64)
-        batch = {"episode": self.window_episode[indices], "start": self.window_start[indices]}
-        rows, padding = {}, {}
-        for kind, steps in self._steps.items():
-            mask = steps < self._real_rows[kind][indices, None]
-            batch["mask" if kind == "transition" else "state_mask"] = mask
-            # Padding positions read whatever follows the episode (clipped at the end of the arrays); zeroed below.
-            rows[kind] = self._first_row[kind][indices, None] + steps
-            padding[kind] = ~mask
+        episode, start, first_transition, first_state, length = self._windows.take(indices, axis=0).T
+        arrays, batch = empty_batch(self.tensor_groups, len(indices), shared=get_worker_info() is not None)
+        arrays["episode"][:] = episode
+        arrays["start"][:] = start
+        rows = {"transition": first_transition[:, None] + self._steps["transition"]}
+        # Flat positions (window * rows per window + row) of the padding rows, to zero them in each field at once.
+        mask = self._mask_of_length.take(length, axis=0, out=arrays["mask"])
+        padding = {"transition": (~mask).ravel().nonzero()[0]}
+        if self._has_states:
+            rows["state"] = first_state[:, None] + self._steps["state"]
+            state_mask = self._state_mask_of_length.take(length, axis=0, out=arrays["state_mask"])
+            padding["state"] = (~state_mask).ravel().nonzero()[0]
         for name, array in self.episodes.fields.items():
-            kind = self.episodes.kinds[name]
-            values = np.take(array, rows[kind], axis=0, mode="clip")  # several times faster than array[rows]
-            values[padding[kind]] = "" if array.dtype == object else 0
-            batch[name] = values
+            kind, is_text = self.episodes.kinds[name], array.dtype == object
+            # Numeric fields go straight into their tensor of the batch. mode="clip": padding rows past the end
+            # of the arrays read the last row (zeroed below); it is also several times faster than the default.
+            values = array.take(rows[kind], axis=0, out=arrays.get(name), mode="clip")
+            values.reshape(-1, *array.shape[1:])[padding[kind]] = "" if is_text else 0
+            if is_text:
+                batch[name] = values.tolist()
         return batch
 
 
-def windows_to_tensors(batch: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Numpy batch -> torch tensors (no copy); text stays nested lists of str."""
-    return {
-        key: value.tolist() if value.dtype == object else torch.from_numpy(value) for key, value in batch.items()
-    }
+def _torch_dtype(array: np.ndarray) -> torch.dtype:
+    return torch.from_numpy(array[:0]).dtype
 
 
-class _Collate:
-    """The DataLoader's collate_fn: tensors, then the DataModule's transform (runs in worker processes)."""
+TensorGroup = list[tuple[str, tuple[int, ...], np.dtype, torch.dtype]]
 
-    def __init__(self, transform: Callable[[dict[str, Any]], Any]):
-        self.transform = transform
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> Any:
-        return self.transform(windows_to_tensors(batch))
+def empty_batch(
+    groups: list[TensorGroup], n: int, shared: bool
+) -> tuple[dict[str, np.ndarray], dict[str, torch.Tensor]]:
+    """Uninitialised arrays for ``n`` windows, to gather a batch into, and the torch tensors sharing their memory.
+
+    ``shared`` (in DataLoader worker processes): each group's tensors lie side by side in one new shared-memory
+    segment. torch hands a worker's tensors to the main process through shared memory, copying each tensor that
+    is not there yet into a segment of its own, and every segment costs the main process a round trip to the
+    worker (its file descriptor is passed over a socket). Gathering straight into one segment per group saves
+    the copy and the other round trips; torch's ``default_collate`` allocates in shared memory the same way.
+    A group is one field, or the small per-window tensors: keeping a tensor alive keeps its whole segment.
+    Otherwise every array gets memory of its own from NumPy (which allocates faster than torch).
+    """
+    if not shared:
+        arrays = {key: np.empty((n, *shape), np_dtype) for group in groups for key, shape, np_dtype, _ in group}
+        return arrays, {key: torch.from_numpy(array) for key, array in arrays.items()}
+    tensors: dict[str, torch.Tensor] = {}
+    for group in groups:
+        offsets, nbytes = [], 0
+        for _, shape, _, torch_dtype in group:
+            offsets.append(nbytes)
+            nbytes += -(-n * math.prod(shape) * torch_dtype.itemsize // 64) * 64  # every tensor 64-byte aligned
+        storage = torch.UntypedStorage._new_shared(nbytes)
+        for (key, shape, _, torch_dtype), offset in zip(group, offsets):
+            tensors[key] = torch.empty(0, dtype=torch_dtype).set_(storage, offset // torch_dtype.itemsize, (n, *shape))
+    return {key: tensor.numpy() for key, tensor in tensors.items()}, tensors
+
+
+class SeededShuffle(Sampler[int]):
+    """A new random order of ``0 .. n-1`` every epoch, drawn from a generator seeded once with ``seed``.
+
+    ``order()`` draws the epoch's order as one array, which ``ArrayBatchSampler`` slices into batches without
+    a Python int per window; iterating draws an order the same way and yields it one int at a time.
+    """
+
+    def __init__(self, n: int, seed: int):
+        self.n = n
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def order(self) -> np.ndarray:
+        return torch.randperm(self.n, generator=self.generator).numpy()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order().tolist())
+
+
+class ArrayBatchSampler(BatchSampler):
+    """torch's ``BatchSampler`` that yields each batch as one int64 NumPy array rather than a list of ints.
+
+    The sampler's order for the epoch is read in one go: vectorised for ``SeededShuffle`` and
+    ``SequentialSampler``, through iteration for any other sampler, such as the ``DistributedSampler`` that
+    Lightning puts in place of ``sampler`` under DDP (it rebuilds this class with the same ``batch_size`` and
+    ``drop_last``, and calls ``set_epoch`` on ``batch_sampler.sampler``).
+    """
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if isinstance(self.sampler, SeededShuffle):
+            order = self.sampler.order()
+        elif type(self.sampler) is SequentialSampler:
+            order = np.arange(len(self.sampler))
+        else:
+            order = np.fromiter(self.sampler, dtype=np.int64, count=len(self.sampler))
+        end = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        for begin in range(0, end, self.batch_size):
+            yield order[begin : begin + self.batch_size]
 
 
 class RolloutDataModule(L.LightningDataModule):
@@ -214,7 +320,10 @@ class RolloutDataModule(L.LightningDataModule):
         self.val_dataset = WindowDataset(self.episodes, val_ids, self.window, self.stride)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True, drop_last=self.drop_last)
+        # Lightning turns shuffling off for overfit_batches by swapping DataLoader.sampler, which our batch_sampler
+        # hides from it: do it here.
+        overfitting = self.trainer is not None and self.trainer.overfit_batches > 0
+        return self._loader(self.train_dataset, shuffle=not overfitting, drop_last=self.drop_last)
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dataset is not None and len(self.val_dataset) == 0:
@@ -224,14 +333,14 @@ class RolloutDataModule(L.LightningDataModule):
     def _loader(self, dataset: WindowDataset | None, shuffle: bool, drop_last: bool) -> DataLoader:
         if dataset is None:
             raise UserError("RolloutDataModule: call setup() before asking for a DataLoader")
+        sampler = SeededShuffle(len(dataset), self.seed) if shuffle else SequentialSampler(dataset)
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            batch_sampler=ArrayBatchSampler(sampler, self.batch_size, drop_last),
+            # The train DataLoader draws its workers' base seed from the shuffle's generator, not torch's global RNG.
+            generator=sampler.generator if shuffle else None,
             num_workers=self.num_workers,
-            collate_fn=_Collate(self.transform_batch),
-            drop_last=drop_last,
+            collate_fn=self.transform_batch,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
