@@ -81,7 +81,12 @@ class BiLSTMEncoder(nn.Module):
         self.backward_lstm = nn.LSTM(d_in, d_out // 2, batch_first=True)
 
     def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """embedded [N, L, d_in], lengths [N] -> [N, L, d_out]."""
+        """embedded [N, L, d_in], lengths [N] -> [N, L', d_out] with L' = max(lengths) (<= L).
+
+        Positions past the longest text are all padding: the LSTMs do not run over them (text fields are
+        padded to a fixed width, often twice as long as any text of a batch).
+        """
+        embedded = embedded[:, : int(lengths.max())]
         forward_states, _ = self.forward_lstm(embedded)
         reversed_states, _ = self.backward_lstm(reverse_within_length(embedded, lengths))
         states = torch.cat([forward_states, reverse_within_length(reversed_states, lengths)], dim=-1)
