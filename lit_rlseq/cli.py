@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import lightning as L
 from jsonargparse import ArgumentError
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from lit_rlseq.errors import MissingArtifactError, UserError
 
@@ -52,6 +52,14 @@ class Trainer(L.Trainer):
             for name, value in sorted(results[0].items() if results else []):
                 print(f"{name:40s} {value:10.4f}")
         return results
+
+
+class SaveFitConfig(SaveConfigCallback):
+    """Saves the run's config next to its logs for training runs only (collect/evaluate leave no files)."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            super().setup(trainer, pl_module, stage)
 
 
 class LitRLSeqCLI(LightningCLI):
@@ -110,6 +118,7 @@ def run_cli(args: list[str] | None = None) -> LitRLSeqCLI:
             subclass_mode_model=True,
             subclass_mode_data=True,
             parser_kwargs=_parser_kwargs(),
+            save_config_callback=SaveFitConfig,
             save_config_kwargs={"overwrite": True},
             args=args,
         )

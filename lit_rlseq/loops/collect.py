@@ -9,7 +9,7 @@ Under DDP every rank collects its share into its own shard, with its own seeds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import lightning as L
@@ -37,6 +37,13 @@ def episode_fields(episode: RecordedEpisode) -> dict[str, np.ndarray]:
     }
 
 
+def recorded_episode(episode: RecordedEpisode, tags: EpisodeTags) -> Episode:
+    """A recorded episode as stored: its fields, and the tags plus its return and success in tag metadata."""
+    success = None if np.isnan(episode.success) else bool(episode.success)
+    metadata = {**tags.metadata, "return": float(episode.reward.sum()), "success": success}
+    return Episode(episode_fields(episode), replace(tags, metadata=metadata))
+
+
 @dataclass
 class CollectionRequest:
     """One predict batch: finish ``episodes_per_env[i]`` fresh episodes in env i and write them all."""
@@ -53,14 +60,7 @@ class CollectionRequest:
         return self.collector.run_episodes(policy, self.episodes_per_env, greedy=self.greedy, on_episode=self._write)
 
     def _write(self, episode: RecordedEpisode) -> None:
-        tags = EpisodeTags(
-            **{**self.tags.__dict__, "metadata": {
-                **self.tags.metadata,
-                "return": float(episode.reward.sum()),
-                "success": None if np.isnan(episode.success) else bool(episode.success),
-            }}
-        )
-        self.writer.append(Episode(episode_fields(episode), tags))
+        self.writer.append(recorded_episode(episode, self.tags))
 
 
 class CollectDataModule(L.LightningDataModule):

@@ -57,8 +57,8 @@ class OnlineRLModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         names = sorted(getattr(self.trainer.datamodule, "eval_envs", {}) or {})
         for name in names:
-            if name not in self.eval_episodes:
-                self.eval_episodes[name] = EpisodeMetrics().to(self.device)
+            if _metrics_key(name) not in self.eval_episodes:
+                self.eval_episodes[_metrics_key(name)] = EpisodeMetrics().to(self.device)
 
     # -- training-side bookkeeping -------------------------------------------------------------------
     def count_frames(self, frames_this_rank: int) -> None:
@@ -80,7 +80,7 @@ class OnlineRLModule(L.LightningModule):
     # -- evaluation and collection -------------------------------------------------------------------
     def validation_step(self, request, batch_idx: int) -> EpisodeStats:
         stats = request.run(self.policy)
-        metrics = self.eval_episodes[request.name]
+        metrics = self.eval_episodes[_metrics_key(request.name)]
         metrics.update(stats)
         metrics.log_to(self, f"eval/{request.name}", batch_size=len(stats))
         return stats
@@ -91,3 +91,8 @@ class OnlineRLModule(L.LightningModule):
 
     def predict_step(self, request, batch_idx: int) -> EpisodeStats:
         return request.run(self.policy)
+
+
+def _metrics_key(eval_name: str) -> str:
+    """ModuleDict keys must not shadow nn.Module attributes (an evaluation env may well be called "train")."""
+    return "env_" + eval_name.replace(".", "_")
