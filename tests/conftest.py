@@ -13,3 +13,29 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(0)
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def rtfm_demos(tmp_path_factory):
+    """A small store of scripted-expert demonstrations on RTFM S1, recorded with `lightning collect`."""
+    from lit_rlseq.cli import run_cli
+
+    store = tmp_path_factory.mktemp("demos") / "demos"
+    run_cli(["collect", "--config", str(ROOT / "configs" / "ldd_rtfm_collect.yaml"), f"--data.init_args.store={store}",
+             "--data.init_args.episodes=60", "--data.init_args.num_envs=16", "--trainer.enable_progress_bar=false"])
+    return store
+
+
+@pytest.fixture(scope="session")
+def dynamics_checkpoint(rtfm_demos, tmp_path_factory):
+    """A (barely trained) dynamics model checkpoint from configs/ldd_rtfm_dynamics.yaml."""
+    from lit_rlseq.cli import run_cli
+
+    out = tmp_path_factory.mktemp("dynamics")
+    run_cli(["fit", "--config", str(ROOT / "configs" / "ldd_rtfm_dynamics.yaml"), f"--data.init_args.path={rtfm_demos}",
+             f"--trainer.logger.init_args.save_dir={out}", "--trainer.logger.init_args.name=dynamics",
+             "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.enable_progress_bar=false"])
+    return out / "dynamics" / "checkpoints" / "best.ckpt"

@@ -33,7 +33,7 @@ def test_print_config_is_complete_and_reruns(capsys, tmp_path):
         run_cli(["fit", "--config", TOY, "--print_config"])
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
-    for key in ("class_path: lit_rlseq.ldd.TextGridImpala", "entropy_cost: 0.01", "rho_bar:", "unroll_length: 20",
+    for key in ("class_path: lit_rlseq.ldd.TextGridImpala", "entropy_cost: 0.01", "rho_bar:", "unroll_length: 5",
                 "eval_episodes: 200", "d_rep: 64"):
         assert key in printed
     assert "vocab:" not in printed  # linked from the data, not a config value
@@ -41,7 +41,7 @@ def test_print_config_is_complete_and_reruns(capsys, tmp_path):
     config.write_text(printed)
     cli = run_cli(["fit", "--config", str(config), "--trainer.fast_dev_run=true",
                    "--data.init_args.eval_episodes=4"])
-    assert int(cli.model.frames) == 16 * 20
+    assert int(cli.model.frames) == 16 * 5
 
 
 def test_command_line_overrides_reach_the_model(tmp_path):

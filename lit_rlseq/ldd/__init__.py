@@ -1,6 +1,7 @@
 """Language Dynamics Distillation (Zhong et al., NeurIPS 2022) on text-grid environments."""
 
 from lit_rlseq.ldd.dynamics import DynamicsDataModule, DynamicsMetricsPlot, DynamicsModule, load_dynamics_encoder
+from lit_rlseq.ldd.distill import LDDImpala
 from lit_rlseq.ldd.expert import RTFMExpert
 from lit_rlseq.ldd.impala import TextGridImpala
 
@@ -8,6 +9,7 @@ __all__ = [
     "DynamicsDataModule",
     "DynamicsMetricsPlot",
     "DynamicsModule",
+    "LDDImpala",
     "RTFMExpert",
     "TextGridImpala",
     "load_dynamics_encoder",

@@ -1,0 +1,81 @@
+"""LDD's RL stage: IMPALA whose policy starts from the dynamics model's encoder and is distilled toward a
+frozen copy of it.
+
+* Initialisation: every weight the policy shares with the dynamics encoder (word embedding, BiLSTMs,
+  attention, FiLM layers, fc) is copied from the dynamics checkpoint; the policy and value heads are fresh.
+  Nothing in the student is frozen.
+* Teacher: a second copy of the dynamics encoder, frozen (no gradients, not in the optimizer).
+* Distillation: the squared error between the student's and the teacher's representations (``d_rep``),
+  averaged over the representation's dimensions, on the observations of the learner batch, reduced over
+  time and batch like the IMPALA terms (summed over time, averaged over the batch by default), times
+  ``distill_weight`` (1.0 in the paper). The original added only the first time step's term (a bug, per the
+  reference); ``distill_first_step_only=True`` reproduces it.
+
+The network sizes come from the dynamics checkpoint, so they always match it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lit_rlseq.ldd.dynamics import load_dynamics_encoder
+from lit_rlseq.ldd.impala import txt2pi_config
+from lit_rlseq.loops.impala import ImpalaModule, reduce_loss
+from lit_rlseq.loops.unroll import Unroll
+from lit_rlseq.nn.actor_critic import PolicyOutput
+from lit_rlseq.nn.txt2pi import Txt2PiEncoder, Txt2PiPolicy
+
+
+class LDDImpala(ImpalaModule):
+    def __init__(
+        self,
+        dynamics_checkpoint: str,
+        vocab: list[str] | None = None,
+        num_actions: int | None = None,
+        distill_weight: float = 1.0,
+        distill_first_step_only: bool = False,
+        init_from_dynamics: bool = True,
+        **impala: Any,
+    ):
+        """
+        Args:
+            dynamics_checkpoint: a DynamicsModule checkpoint (``lightning fit --config configs/ldd_rtfm_dynamics.yaml``).
+            vocab, num_actions: linked from the data; the vocabulary must be the one the dynamics model read.
+            distill_weight: weight of the distillation loss (0 disables distillation: initialisation only).
+            distill_first_step_only: reproduce the original's quirk (distil the first time step only).
+            init_from_dynamics: copy the dynamics encoder into the policy (False: tabula rasa + distillation).
+            **impala: learner settings (see lit_rlseq.loops.impala.ImpalaModule).
+        """
+        super().__init__(**impala)
+        self.save_hyperparameters()
+        # Refuses a checkpoint trained on another vocabulary: its word embeddings would mean other words.
+        dynamics_config, encoder_state = load_dynamics_encoder(dynamics_checkpoint, vocab=vocab)
+        sizes = {k: getattr(dynamics_config, k) for k in ("d_word", "d_text", "channels", "d_rep", "dedupe_text")}
+        config = txt2pi_config(vocab, num_actions, type(self).__name__, **sizes)
+        self.policy = Txt2PiPolicy(config)
+        if init_from_dynamics:
+            self.policy.encoder.load_state_dict(encoder_state)
+        self.teacher = Txt2PiEncoder(config)
+        self.teacher.load_state_dict(encoder_state)
+        self.teacher.requires_grad_(False)
+        self.distill_weight = distill_weight
+        self.distill_first_step_only = distill_first_step_only
+
+    def learner_forward(self, unroll: Unroll) -> tuple[PolicyOutput, dict[str, Any]]:
+        out, encoded = self.policy.forward_with_rep(unroll.obs, unroll.first, unroll.initial_state)
+        return out, {"rep": encoded.rep}
+
+    def auxiliary_losses(self, unroll: Unroll, out: PolicyOutput, extra: dict[str, Any]) -> dict[str, torch.Tensor]:
+        if self.distill_weight == 0:
+            return {}
+        student = extra["rep"][:-1]  # [T, B, d_rep]: the observations the actions were taken at
+        steps, batch = student.shape[:2]
+        with torch.no_grad():
+            obs = {k: v[:-1].flatten(0, 1) for k, v in unroll.obs.items()}
+            teacher = self.teacher(obs).rep.unflatten(0, (steps, batch))
+        per_step = (student - teacher).pow(2).mean(-1)  # [T, B]
+        if self.distill_first_step_only:
+            per_step = per_step[:1]
+        return {"distill": self.distill_weight * reduce_loss(per_step, self.reduction)}

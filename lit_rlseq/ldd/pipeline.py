@@ -1,0 +1,219 @@
+"""The LDD-on-RTFM pipeline: IMPALA baseline -> expert demonstrations -> dynamics model -> LDD, then the
+baseline-vs-LDD comparison at equal frame budgets.
+
+    bin/ldd-rtfm                       small scale, seed 0 (about 15 minutes on 2 CPU cores)
+    bin/ldd-rtfm --seeds 0 1 2         baseline and LDD for three seeds (demonstrations and dynamics once)
+    bin/ldd-rtfm --scale paper         the paper's scale (for GPU machines)
+    bin/ldd-rtfm --dry-run             print the commands only
+    bin/ldd-rtfm --smoke               every stage for a few steps (checks an installation in about a minute)
+    bin/ldd-rtfm -- --trainer.accelerator=gpu --trainer.devices=4    extra arguments for the RL stages
+
+Every stage is a `lightning` command, printed before it runs, so each can be re-run by hand. A finished stage
+is skipped: an RL or dynamics run leaves ``complete`` in its directory; the collection tops the store up to
+its episode count. An interrupted RL or dynamics run resumes from its ``last.ckpt``. At the end, the table
+of win rates (greedy evaluation on the training assignments and on the held-out dev assignments) is printed
+and written with a learning-curve plot to ``<out>/comparison.{md,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lit_rlseq.loops.curves import FRAMES, read_curve
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+METRICS = {"train": "eval/train/success", "dev": "eval/dev/success"}
+
+
+@dataclass
+class Stage:
+    name: str
+    command: list[str]
+    directory: Path | None  # where `complete` and checkpoints/last.ckpt live (None: not a fit stage)
+    key: str = ""  # "baseline 0", "ldd 0": how the comparison finds the stage's wall time
+
+
+def config_args(name: str, scale: str) -> list[str]:
+    args = ["--config", str(CONFIGS / f"{name}.yaml")]
+    overlay = CONFIGS / "scale" / f"{name}_{scale}.yaml"
+    if scale != "small":
+        if not overlay.exists():
+            raise SystemExit(f"ldd-rtfm: no {scale}-scale settings for {name} ({overlay} is missing)")
+        args += ["--config", str(overlay)]
+    return args
+
+
+# --smoke: tiny budgets for every stage, to check that the whole pipeline runs.
+SMOKE = {
+    "rl": ["--trainer.max_epochs=2", "--data.init_args.steps_per_epoch=3", "--data.init_args.eval_episodes=8"],
+    "collect": ["--data.init_args.episodes=60"],
+    "dynamics": ["--trainer.max_epochs=1", "--trainer.limit_train_batches=3"],
+}
+
+
+def plan(out: Path, seeds: list[int], scale: str, rl_extra: list[str], smoke: bool = False) -> list[Stage]:
+    lightning = [sys.executable, "-m", "lit_rlseq"]
+    extra = {k: (v if smoke else []) for k, v in SMOKE.items()}
+    rl_extra = extra["rl"] + rl_extra
+    runs_root, run_name = out.parent, out.name  # loggers write to <save_dir>/<name>
+    demos = out / "demos"
+    dynamics = out / "dynamics"
+    stages = []
+    for seed in seeds:
+        stages.append(Stage(f"baseline seed {seed}", [
+            *lightning, "fit", *config_args("ldd_rtfm_baseline", scale), f"--seed_everything={seed}",
+            f"--data.init_args.seed={seed}", f"--trainer.logger.init_args.save_dir={runs_root}",
+            f"--trainer.logger.init_args.name={run_name}/baseline/seed{seed}", *rl_extra,
+        ], out / "baseline" / f"seed{seed}", key=f"baseline {seed}"))
+    stages.append(Stage("demonstrations", [
+        *lightning, "collect", *config_args("ldd_rtfm_collect", scale), f"--data.init_args.store={demos}",
+        *extra["collect"],
+    ], None))
+    stages.append(Stage("dynamics model", [
+        *lightning, "fit", *config_args("ldd_rtfm_dynamics", scale), f"--data.init_args.path={demos}",
+        f"--trainer.logger.init_args.save_dir={runs_root}", f"--trainer.logger.init_args.name={run_name}/dynamics",
+        *extra["dynamics"],
+    ], dynamics))
+    for seed in seeds:
+        stages.append(Stage(f"LDD seed {seed}", [
+            *lightning, "fit", *config_args("ldd_rtfm", scale), f"--seed_everything={seed}",
+            f"--data.init_args.seed={seed}", f"--trainer.logger.init_args.save_dir={runs_root}",
+            f"--trainer.logger.init_args.name={run_name}/ldd/seed{seed}",
+            f"--model.init_args.dynamics_checkpoint={dynamics / 'checkpoints' / 'best.ckpt'}", *rl_extra,
+        ], out / "ldd" / f"seed{seed}", key=f"ldd {seed}"))
+    return stages
+
+
+def run_stage(stage: Stage, dry_run: bool) -> float:
+    """Runs (or skips, or resumes) one stage; returns its wall time in seconds (recorded when it finished)."""
+    command = list(stage.command)
+    marker = stage.directory / "complete" if stage.directory is not None else None
+    if marker is not None:
+        if marker.exists():
+            print(f"== {stage.name}: done already ({marker})", flush=True)
+            return float(json.loads(marker.read_text())["seconds"])
+        last = stage.directory / "checkpoints" / "last.ckpt"
+        if last.exists():
+            print(f"== {stage.name}: resuming from {last}", flush=True)
+            command += ["--ckpt_path", str(last)]
+    print(f"== {stage.name}\n$ {shlex.join(command)}", flush=True)
+    if dry_run:
+        return 0.0
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    seconds = time.perf_counter() - start
+    if marker is not None:
+        marker.write_text(json.dumps({"command": command, "seconds": seconds}) + "\n")
+    return seconds
+
+
+# -- the comparison ----------------------------------------------------------------------------------------
+def curves(out: Path, method: str, seeds: list[int]) -> dict[int, list[dict[str, float]]]:
+    found = {}
+    for seed in seeds:
+        rows = read_curve(out / method / f"seed{seed}" / "learning_curve.csv")
+        rows = [r for r in rows if not math.isnan(r.get(METRICS["dev"], math.nan))]
+        if rows:
+            found[seed] = rows
+    return found
+
+
+def at_frames(rows: list[dict[str, float]], frames: float, metric: str) -> float:
+    """The last evaluation at or before ``frames`` (NaN if none)."""
+    before = [r for r in rows if r[FRAMES] <= frames]
+    return before[-1][metric] if before else math.nan
+
+
+def mean_std(values: list[float]) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "n/a"
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
+def compare(out: Path, seeds: list[int], wall: dict[str, float]) -> str:
+    baseline, ldd = curves(out, "baseline", seeds), curves(out, "ldd", seeds)
+    if not baseline or not ldd:
+        return "no learning curves to compare yet"
+    # Equal frame budgets: the largest frame count that every run of both methods reached.
+    budget = min(rows[-1][FRAMES] for rows in [*baseline.values(), *ldd.values()])
+    checkpoints = sorted({r[FRAMES] for rows in baseline.values() for r in rows if r[FRAMES] <= budget})
+    halfway = checkpoints[len(checkpoints) // 2 - 1] if len(checkpoints) > 1 else budget
+    lines = [
+        f"LDD vs IMPALA baseline on RTFM groups_simple_stationary, greedy win rate (mean ± std over seeds "
+        f"{sorted(baseline)} / {sorted(ldd)}), 'dev' = held-out assignments",
+        "",
+        "| method | frames | win rate train | win rate dev | wall time (s, per seed) |",
+        "|---|---|---|---|---|",
+    ]
+    for label, runs, key in (("IMPALA baseline", baseline, "baseline"), ("LDD", ldd, "ldd")):
+        seconds = [wall.get(f"{key} {s}", math.nan) for s in runs]
+        for frames in (halfway, budget):
+            train = mean_std([at_frames(rows, frames, METRICS["train"]) for rows in runs.values()])
+            dev = mean_std([at_frames(rows, frames, METRICS["dev"]) for rows in runs.values()])
+            time_text = mean_std(seconds) if frames == budget else ""
+            lines.append(f"| {label} | {frames:,.0f} | {train} | {dev} | {time_text} |")
+    plot_comparison(out, baseline, ldd, budget)
+    lines += ["", f"learning curves: {out / 'comparison.png'}"]
+    return "\n".join(lines)
+
+
+def plot_comparison(out: Path, baseline: dict, ldd: dict, budget: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, (split, metric) in zip(axes, METRICS.items()):
+        for label, runs, colour in (("IMPALA baseline", baseline, "tab:blue"), ("LDD", ldd, "tab:orange")):
+            frames = sorted({r[FRAMES] for rows in runs.values() for r in rows if r[FRAMES] <= budget})
+            values = np.array([[at_frames(rows, f, metric) for f in frames] for rows in runs.values()])
+            mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
+            ax.plot(frames, mean, label=f"{label} ({len(runs)} seeds)", color=colour)
+            ax.fill_between(frames, mean - std, mean + std, color=colour, alpha=0.2)
+        ax.set_title(f"{split} assignments")
+        ax.set_xlabel("frames")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("greedy win rate")
+    axes[0].legend()
+    fig.suptitle("RTFM S1: LDD vs IMPALA baseline")
+    fig.tight_layout()
+    fig.savefig(out / "comparison.png", dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bin/ldd-rtfm", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/ldd_rtfm"), help="where every stage writes")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the RL stages")
+    parser.add_argument("--scale", choices=["small", "paper"], default="small")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--smoke", action="store_true", help="tiny budgets everywhere (an installation check)")
+    parser.add_argument("rl_extra", nargs="*", help="after --: extra arguments for the baseline and LDD stages")
+    args = parser.parse_args(argv)
+    out = args.out.resolve()
+    wall: dict[str, float] = {}
+    for stage in plan(out, args.seeds, args.scale, args.rl_extra, smoke=args.smoke):
+        wall[stage.key or stage.name] = run_stage(stage, args.dry_run)
+    if args.dry_run:
+        return 0
+    report = compare(out, args.seeds, wall)
+    (out / "comparison.md").write_text(report + "\n")
+    print("\n" + report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
