@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import multiprocessing
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from lit_rlseq.envs.registry import make_vector_env
@@ -211,6 +213,7 @@ class OnlineDataModule(L.LightningDataModule):
             policy = self._policy()
             if self.num_workers > 0 and isinstance(policy, torch.nn.Module):
                 self._publisher = WeightPublisher(policy)
+                self._share_cores_with_actors()
             self._stream = UnrollStream(self, self.rank, policy, self._publisher)
             if self._pending_collector_state is not None and self.num_workers == 0:
                 self._stream.collector = self.make_collector(self.rank, 0)
@@ -234,6 +237,16 @@ class OnlineDataModule(L.LightningDataModule):
             seed = stream_seed(self.seed, self.rank, EVAL_STREAM + index)
             requests.append(EvaluationRequest(name, self._eval_collectors[name], quota, self.eval_greedy, seed))
         return DataLoader(requests, batch_size=None, collate_fn=lambda request: request, num_workers=0)
+
+    def _share_cores_with_actors(self) -> None:
+        """A CPU learner leaves one core per actor: oversubscribed cores stall OpenMP badly (10x seen here)."""
+        if self.trainer is None or self.trainer.strategy.root_device.type != "cpu":
+            return
+        cores_per_rank = len(os.sched_getaffinity(0)) // max(1, self.trainer.num_devices)
+        threads = max(1, cores_per_rank - self.num_workers)
+        if torch.get_num_threads() > threads:
+            rank_zero_info(f"online data: the learner uses {threads} thread(s), leaving a core to each actor")
+            torch.set_num_threads(threads)
 
     # -- learner -> actors ---------------------------------------------------------------------------
     def publish(self, policy: torch.nn.Module) -> None:
