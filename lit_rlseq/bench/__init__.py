@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 MODULES = [
     "lit_rlseq.bench.rollouts",
     "lit_rlseq.bench.rtfm",
+    "lit_rlseq.bench.txt2pi",
     "lit_rlseq.bench.loops",
+    "lit_rlseq.bench.ldd",
 ]
 
 

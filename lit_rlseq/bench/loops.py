@@ -8,18 +8,21 @@ run (Lightning's start-up and the first unroll excluded). The limit steps the sa
 
 from __future__ import annotations
 
+import importlib
 import time
-from collections.abc import Callable
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+import yaml
 
 from lit_rlseq.bench import BenchResult, benchmark
 from lit_rlseq.envs.registry import make_vector_env
 from lit_rlseq.loops.online import OnlineDataModule
 
 WARMUP_STEPS = 2
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 class _Clock(L.Callback):
@@ -48,14 +51,18 @@ def env_only_steps_per_s(env_id: str, num_envs: int, steps: int, env_kwargs: dic
     return num_envs * steps / (time.perf_counter() - start)
 
 
-def learner_vs_collector(
-    name: str,
-    make_data: Callable[[int, int], OnlineDataModule],
-    make_module: Callable[[OnlineDataModule], L.LightningModule],
-    steps: int,
-    note: str,
-) -> list[BenchResult]:
-    """``make_data(num_workers, steps_per_epoch)`` and ``make_module(dm)`` build the run to measure."""
+def learner_vs_collector(name: str, config: Path, steps: int) -> list[BenchResult]:
+    """Measures the run that ``config`` (a YAML in configs/) describes: its model and data, synchronous and
+    with one actor worker, against the collector alone."""
+    model_class, model_args, data_args = _read_config(config)
+    eval_free = {**data_args, "eval_envs": {}}
+
+    def make_data(workers: int, steps_per_epoch: int) -> OnlineDataModule:
+        return OnlineDataModule(**{**eval_free, "num_workers": workers, "steps_per_epoch": steps_per_epoch})
+
+    def make_module(dm: OnlineDataModule) -> L.LightningModule:
+        return model_class(vocab=dm.vocab, num_actions=dm.num_actions, **model_args)
+
     dm = make_data(0, steps)
     module = make_module(dm)
     collector = dm.make_collector(rank=0, worker=0)
@@ -63,8 +70,7 @@ def learner_vs_collector(
     start = time.perf_counter()
     for _ in range(steps):
         collector.unroll(module.policy, dm.unroll_length)
-    frames = steps * dm.unroll_length * dm.num_envs
-    limit = frames / (time.perf_counter() - start)
+    limit = steps * dm.unroll_length * dm.num_envs / (time.perf_counter() - start)
     env_only = env_only_steps_per_s(dm.env_id, dm.num_envs, steps * dm.unroll_length, dm.env_kwargs)
 
     results = []
@@ -80,24 +86,22 @@ def learner_vs_collector(
         results.append(BenchResult(
             name=f"{name}.{mode}",
             figures={"learner_frames_per_s": learner, "collector_frames_per_s": limit,
-                     "env_only_steps_per_s": env_only, "torch_threads": torch.get_num_threads()},
+                     "env_only_steps_per_s": env_only, "learner_threads": torch.get_num_threads()},
             ratio=learner / limit,
             goal=0.5,
-            note=f"{note}; {'1 actor worker' if workers else 'collection in the learner process'}",
+            note=f"{config.name}: {dm.num_envs} envs x {dm.unroll_length} steps; "
+                 f"{'1 actor worker' if workers else 'collection in the learner process'}",
         ))
     return results
 
 
+def _read_config(path: Path) -> tuple[type, dict, dict]:
+    config = yaml.safe_load(path.read_text())
+    module_name, class_name = config["model"]["class_path"].rsplit(".", 1)
+    model_class = getattr(importlib.import_module(module_name), class_name)
+    return model_class, dict(config["model"].get("init_args", {})), dict(config["data"]["init_args"])
+
+
 @benchmark("loops.toy_impala")
 def toy_impala(scale: float = 1.0) -> list[BenchResult]:
-    from lit_rlseq.ldd.impala import TextGridImpala
-
-    def make_data(workers: int, steps: int) -> OnlineDataModule:
-        return OnlineDataModule("toy", num_envs=16, unroll_length=20, steps_per_epoch=steps, num_workers=workers,
-                                eval_envs={}, seed=0)
-
-    def make_module(dm: OnlineDataModule) -> TextGridImpala:
-        return TextGridImpala(dm.vocab, dm.num_actions, d_word=16, d_text=32, channels=(16,) * 5, d_rep=64)
-
-    return learner_vs_collector("loops.toy_impala", make_data, make_module, max(2, int(40 * scale)),
-                                "configs/toy_impala.yaml sizes: 16 envs x 20 steps, txt2pi d_rep 64")
+    return learner_vs_collector("loops.toy_impala", CONFIGS / "toy_impala.yaml", max(2, int(150 * scale)))

@@ -1,0 +1,12 @@
+"""LDD on RTFM: learner frames/s of the IMPALA baseline (configs/ldd_rtfm_baseline.yaml) vs the collector alone
+with the same policy (the limit); see lit_rlseq.bench.loops for the method."""
+
+from __future__ import annotations
+
+from lit_rlseq.bench import BenchResult, benchmark
+from lit_rlseq.bench.loops import CONFIGS, learner_vs_collector
+
+
+@benchmark("ldd.rtfm_baseline")
+def rtfm_baseline(scale: float = 1.0) -> list[BenchResult]:
+    return learner_vs_collector("ldd.rtfm_baseline", CONFIGS / "ldd_rtfm_baseline.yaml", max(2, int(150 * scale)))
