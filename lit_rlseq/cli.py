@@ -14,6 +14,7 @@ checkpoints) are printed as one message, without a traceback, and exit with stat
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -146,6 +147,8 @@ def _user_error_in_chain(error: BaseException) -> UserError | None:
 
 def main(args: list[str] | None = None) -> None:
     """The console script (`lit-rlseq`, `lightning`)."""
+    # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates, on every run; nothing to act on.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     run_cli(args)
 
 

@@ -112,3 +112,25 @@ def test_learning_rate_decays_with_frames():
     module, trainer = fit(dm, epochs=1, lr=0.01, lr_decay_frames=80)
     # 4 steps x 10 frames = 40 frames of an 80-frame decay: the factor is 1 - 40/80.
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.01 * 0.5)
+
+
+def test_checkpoint_state_restores_the_collectors_rng_and_starts_new_episode_seeds():
+    dm = OnlineDataModule("toy", num_envs=2, unroll_length=5, steps_per_epoch=3, eval_envs={}, seed=4)
+    fit(dm, epochs=1)
+    state = dm.state_dict()
+    saved_rng = state["collector"]["generator"]
+    assert state["restarts"] == 0
+
+    resumed = OnlineDataModule("toy", num_envs=2, unroll_length=5, steps_per_epoch=3, eval_envs={}, seed=4)
+    resumed.load_state_dict(state)
+    module = TinyImpala(resumed.vocab, resumed.num_actions)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        accelerator="cpu")
+    resumed.trainer = trainer
+    trainer.strategy.connect(module)  # the loader asks the trainer for its rank and the module for its policy
+    resumed.train_dataloader()
+    collector = resumed._stream.collector
+    assert torch.equal(collector.generator.get_state(), saved_rng)  # action sampling continues its stream
+    assert resumed.restarts == 1  # and the envs restart from seeds no earlier run used
+    fresh = dm.make_collector(rank=0, worker=0)
+    assert not all(np.array_equal(fresh._obs[k], collector._obs[k]) for k in fresh._obs)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import multiprocessing
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,10 @@ from lit_rlseq.loops.collector import Collector, Policy, ScriptedPolicy
 from lit_rlseq.loops.unroll import EpisodeStats, Unroll, concat_unrolls
 
 EVAL_STREAM = 1_000_000  # keeps evaluation seeds apart from actor seeds
+
+# Lightning cautions that an IterableDataset's __len__ may be wrong with several workers; UnrollStream splits
+# every epoch exactly between its workers (see __iter__), so its length is exact.
+warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined", category=UserWarning)
 
 
 def stream_seed(seed: int, rank: int, stream: int, restart: int = 0) -> int:
