@@ -24,12 +24,13 @@ class RecordPerRank(L.Callback):
 
     def __init__(self, out: str):
         self.out = Path(out)
-        self.record = {"first_obs_sum": None, "eval_returns": [], "train_returns": []}
+        self.record = {"first_obs_sum": None, "eval_returns": [], "train_returns": [], "train_batches": 0}
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if self.record["first_obs_sum"] is None:
             self.record["first_obs_sum"] = int(batch.obs["name"].sum())
         self.record["train_returns"] += batch.episodes.episode_return.tolist()
+        self.record["train_batches"] += 1
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if not trainer.sanity_checking:

@@ -115,6 +115,7 @@ def test_kill_and_resume_from_last_checkpoint(config, tmp_path, dynamics_checkpo
     assert resumed["lr"] == pytest.approx(reference["lr"]) == pytest.approx(0.5 * initial_lr)
     assert resumed["optimizer_steps"] == reference["optimizer_steps"] == epochs * steps
     # Only the epochs after the checkpoint were trained again.
-    assert len(resumed["train_returns"]) < len(reference["train_returns"])
+    assert reference["train_batches"] == epochs * steps
+    assert resumed["train_batches"] == (epochs - saved["epoch"] - 1) * steps
     curve = (tmp_path / "runs" / "run" / "learning_curve.csv").read_text().splitlines()
     assert len(curve) == 1 + epochs  # rows from before the kill are kept, none duplicated
