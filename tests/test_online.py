@@ -134,3 +134,9 @@ def test_checkpoint_state_restores_the_collectors_rng_and_starts_new_episode_see
     assert resumed.restarts == 1  # and the envs restart from seeds no earlier run used
     fresh = dm.make_collector(rank=0, worker=0)
     assert not all(np.array_equal(fresh._obs[k], collector._obs[k]) for k in fresh._obs)
+
+
+def test_constant_learning_rate():
+    dm = OnlineDataModule("toy", num_envs=2, unroll_length=5, steps_per_epoch=4, eval_envs={}, seed=0)
+    _, trainer = fit(dm, epochs=1, lr=0.01, lr_schedule="constant")
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.01)

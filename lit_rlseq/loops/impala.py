@@ -7,7 +7,7 @@ Per learner step, on one batch of unrolls (see lit_rlseq.loops.unroll):
 each term summed over time and averaged over the batch (``reduction="time_sum_batch_mean"``, the RTFM/SILG
 setting) or summed over both (``"sum"``, torchbeast's Atari setting). RMSprop with a learning rate that decays
 linearly to 0 over ``lr_decay_frames`` frames (default: over the whole run the Trainer plans), gradient-norm
-clipping, rewards clipped to [-reward_clip, reward_clip].
+clipping, rewards clipped to [-reward_clip, reward_clip]. ``lr_schedule="constant"`` keeps the rate fixed.
 
 Subclasses build the network (``self.policy``) and may add auxiliary losses by overriding ``learner_forward``
 and ``auxiliary_losses``.
@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import torch
 
+from lit_rlseq.errors import UserError
 from lit_rlseq.loops.module import OnlineRLModule
 from lit_rlseq.loops.unroll import Unroll
 from lit_rlseq.nn.actor_critic import PolicyOutput
@@ -49,6 +50,7 @@ class ImpalaModule(OnlineRLModule):
         rmsprop_alpha: float = 0.99,
         rmsprop_eps: float = 0.01,
         rmsprop_momentum: float = 0.0,
+        lr_schedule: Literal["linear", "constant"] = "linear",
         lr_decay_frames: int | None = None,
         discount: float = 0.99,
         baseline_cost: float = 0.5,
@@ -66,6 +68,7 @@ class ImpalaModule(OnlineRLModule):
         self.rmsprop_alpha = rmsprop_alpha
         self.rmsprop_eps = rmsprop_eps
         self.rmsprop_momentum = rmsprop_momentum
+        self.lr_schedule = lr_schedule
         self.lr_decay_frames = lr_decay_frames
         self.discount = discount
         self.baseline_cost = baseline_cost
@@ -99,9 +102,15 @@ class ImpalaModule(OnlineRLModule):
             eps=self.rmsprop_eps,
             momentum=self.rmsprop_momentum,
         )
-        decay_frames = self.lr_decay_frames or self.planned_frames()
-        # The schedule reads the frame counter (restored from checkpoints), not the step count.
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: linear_decay(int(self.frames), decay_frames))
+        if self.lr_schedule == "constant":
+            factor = lambda _: 1.0  # noqa: E731
+        elif self.lr_schedule == "linear":
+            decay_frames = self.lr_decay_frames or self.planned_frames()
+            # The schedule reads the frame counter (restored from checkpoints), not the step count.
+            factor = lambda _: linear_decay(int(self.frames), decay_frames)  # noqa: E731
+        else:
+            raise UserError(f"model.init_args.lr_schedule must be 'linear' or 'constant', got {self.lr_schedule!r}")
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # -- the loss ------------------------------------------------------------------------------------

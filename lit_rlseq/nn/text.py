@@ -117,7 +117,7 @@ class AttentionPool(nn.Module):
 
     def __init__(self, d: int):
         super().__init__()
-        self.score = nn.Linear(d, 1)
+        self.score = nn.Linear(d, 1, bias=False)  # a bias would cancel in the softmax over positions
 
     def forward(self, text: EncodedText) -> torch.Tensor:
         """-> [N, d], pooled once per distinct text."""

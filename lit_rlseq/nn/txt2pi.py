@@ -14,8 +14,9 @@ Choices where the reference is silent:
   summary available, a learned constant query would read the same words of every wiki;
 * the last layer's "previous summary" is the max-pool of its actual input (the residual sum);
 * attention is scaled dot-product with the wiki BiLSTM states as keys and values;
-* the representation is tanh(Linear(max-pool over space of the last FiLM map)): bounded, so the LDD
-  distillation loss (MSE between representations) stays on a fixed scale;
+* the representation is relu(Linear(max-pool over space of the last FiLM map)), as in IMPALA's networks. A
+  tanh there saturated in training: the max-pooled FiLM features grow, and one of three toy runs ended with
+  every |rep| > 0.99 and the same rep for every observation, so no gradient reached the encoder again;
 * the conv of the text-modulates-image branch and the conv giving the image-modulates-text γ', β' read the
   same input, so they are one Conv2d with 3·C outputs.
 """
@@ -142,7 +143,7 @@ class Txt2PiEncoder(nn.Module):
             text = torch.cat([wiki_by_grid, inv_summary, wiki_by_task], dim=-1)
             x = film(torch.cat([x, rel_pos], dim=1), text)
             outputs.append(x)
-        rep = torch.tanh(self.fc(x.amax(dim=(2, 3))))
+        rep = F.relu(self.fc(x.amax(dim=(2, 3))))
         return EncoderOutput(film_map=x, rep=rep)
 
     def encode_cells(self, name: torch.Tensor, name_len: torch.Tensor) -> torch.Tensor:
