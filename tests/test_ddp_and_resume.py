@@ -82,7 +82,8 @@ def test_kill_and_resume_from_last_checkpoint(config, tmp_path, dynamics_checkpo
               f"--data.init_args.steps_per_epoch={steps}", "--data.init_args.eval_episodes=4",
               "--seed_everything=3", "--trainer.logger.init_args.save_dir=runs",
               "--trainer.logger.init_args.name=run",
-              # the learning rate decays over twice the run, so it ends at half its initial value
+              # the learning rate decays linearly over twice the run, so it ends at half its initial value
+              "--model.init_args.lr_schedule=linear",
               f"--model.init_args.lr_decay_frames={2 * epochs * steps * FRAMES_PER_STEP}"]
     last = tmp_path / "runs" / "run" / "checkpoints" / "last.ckpt"
 
