@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lit_rlseq.envs.rtfm import rtfm_vocabulary
-from lit_rlseq.errors import DataError, MissingArtifactError
+from lit_rlseq.errors import DataError, MissingArtifactError, UserError
 from lit_rlseq.ldd import LDDImpala
 from lit_rlseq.ldd.dynamics import load_dynamics_encoder
 from lit_rlseq.loops.online import OnlineDataModule
@@ -84,3 +84,35 @@ def test_another_vocabulary_is_refused(data, dynamics_checkpoint):
     other[5], other[6] = other[6], other[5]
     with pytest.raises(DataError, match="vocabulary"):
         LDDImpala(str(dynamics_checkpoint), other, data.num_actions)
+
+
+def test_hand_over_scales_student_and_teacher_once_and_keeps_their_direction(data, dynamics_checkpoint):
+    module = LDDImpala(str(dynamics_checkpoint), data.vocab, data.num_actions, handover_rep_rms=0.2)
+    unroll = unroll_of(data, module.policy)
+    obs = {k: v.flatten(0, 1) for k, v in unroll.obs.items()}
+    with torch.no_grad():
+        before = module.teacher(obs).rep
+    module.on_train_batch_start(unroll, 0)
+    factor = module.handover_scale.item()
+    with torch.no_grad():
+        teacher, student = module.teacher(obs).rep, module.policy.encoder(obs).rep
+    assert factor == pytest.approx(0.2 / before.pow(2).mean().sqrt().item(), rel=1e-5)
+    assert teacher.pow(2).mean().sqrt().item() == pytest.approx(0.2, rel=1e-4)
+    torch.testing.assert_close(teacher, before * factor, rtol=1e-4, atol=1e-6)  # the same features, rescaled
+    torch.testing.assert_close(student, teacher)  # distillation still starts at zero
+    # Done once: a later batch, or a module restored from a checkpoint taken after it, is not rescaled again.
+    module.on_train_batch_start(unroll, 1)
+    assert module.handover_scale.item() == factor
+    restored = LDDImpala(str(dynamics_checkpoint), data.vocab, data.num_actions, handover_rep_rms=0.2)
+    restored.load_state_dict(module.state_dict())
+    restored.on_train_batch_start(unroll, 0)
+    torch.testing.assert_close(restored.teacher(obs).rep, teacher)
+
+
+def test_hand_over_scaling_can_be_switched_off_and_refuses_a_bad_target(data, dynamics_checkpoint):
+    module = LDDImpala(str(dynamics_checkpoint), data.vocab, data.num_actions, handover_rep_rms=None)
+    weight = module.policy.encoder.fc.weight.clone()
+    module.on_train_batch_start(unroll_of(data, module.policy), 0)
+    assert torch.equal(module.policy.encoder.fc.weight, weight)
+    with pytest.raises(UserError, match="handover_rep_rms"):
+        LDDImpala(str(dynamics_checkpoint), data.vocab, data.num_actions, handover_rep_rms=0.0)

@@ -11,6 +11,13 @@ frozen copy of it.
   ``distill_weight`` (1.0 in the paper). The original added only the first time step's term (a bug, per the
   reference); ``distill_first_step_only=True`` reproduces it.
 
+* Hand-over scale: a trained dynamics encoder's representation is far larger than a fresh one's (norm ~130
+  against ~2 at the small RTFM scale), which makes the fresh policy head start nearly deterministic and the
+  first updates tear the student away from its teacher. On the first training batch the final fc layer of
+  student and teacher is scaled so that the representation's root-mean-square on that batch equals
+  ``handover_rep_rms`` (the representation is ReLU(fc(.)), so this rescales it exactly and keeps its
+  direction); the factor is averaged over DDP ranks and stored in the checkpoint, so a resumed run does not
+  rescale again. ``handover_rep_rms=None`` keeps the dynamics model's scale.
 The network sizes come from the dynamics checkpoint, so they always match it.
 """
 
@@ -20,6 +27,7 @@ from typing import Any
 
 import torch
 
+from lit_rlseq.errors import UserError
 from lit_rlseq.ldd.dynamics import load_dynamics_encoder
 from lit_rlseq.ldd.impala import txt2pi_config
 from lit_rlseq.loops.impala import ImpalaModule, reduce_loss
@@ -37,6 +45,7 @@ class LDDImpala(ImpalaModule):
         distill_weight: float = 1.0,
         distill_first_step_only: bool = False,
         init_from_dynamics: bool = True,
+        handover_rep_rms: float | None = 0.2,
         **impala: Any,
     ):
         """
@@ -46,6 +55,8 @@ class LDDImpala(ImpalaModule):
             distill_weight: weight of the distillation loss (0 disables distillation: initialisation only).
             distill_first_step_only: reproduce the original's quirk (distil the first time step only).
             init_from_dynamics: copy the dynamics encoder into the policy (False: tabula rasa + distillation).
+            handover_rep_rms: the representation's root-mean-square that student and teacher are scaled to on
+                the first training batch (about a fresh encoder's); None keeps the dynamics model's scale.
             **impala: learner settings (see lit_rlseq.loops.impala.ImpalaModule).
         """
         super().__init__(**impala)
@@ -62,6 +73,30 @@ class LDDImpala(ImpalaModule):
         self.teacher.requires_grad_(False)
         self.distill_weight = distill_weight
         self.distill_first_step_only = distill_first_step_only
+        if handover_rep_rms is not None and handover_rep_rms <= 0:
+            raise UserError(f"model.init_args.handover_rep_rms must be positive or null, got {handover_rep_rms}")
+        self.handover_rep_rms = handover_rep_rms
+        # The factor applied at hand-over; 0 until then. A buffer, so checkpoints carry it.
+        self.register_buffer("handover_scale", torch.zeros(()))
+
+    def on_train_batch_start(self, unroll: Unroll, batch_idx: int) -> None:
+        if self.handover_rep_rms is not None and self.handover_scale.item() == 0:
+            self.scale_representation(unroll)
+
+    @torch.no_grad()
+    def scale_representation(self, unroll: Unroll) -> float:
+        """Scales the fc layer of student and teacher so that the teacher's representation of this batch's
+        observations has root-mean-square ``handover_rep_rms``; returns the factor (the mean over ranks)."""
+        obs = {k: v.flatten(0, 1) for k, v in unroll.obs.items()}
+        rms = self.teacher(obs).rep.pow(2).mean().sqrt()
+        factor = self.handover_rep_rms / rms.clamp(min=1e-8)
+        if self._trainer is not None:
+            factor = self.trainer.strategy.reduce(factor, reduce_op="mean")
+        for encoder in (self.policy.encoder, self.teacher):
+            encoder.fc.weight.mul_(factor)
+            encoder.fc.bias.mul_(factor)
+        self.handover_scale.fill_(float(factor))
+        return float(factor)
 
     def learner_forward(self, unroll: Unroll) -> tuple[PolicyOutput, dict[str, Any]]:
         out, encoded = self.policy.forward_with_rep(unroll.obs, unroll.first, unroll.initial_state)
