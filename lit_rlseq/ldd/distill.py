@@ -78,10 +78,16 @@ class LDDImpala(ImpalaModule):
         self.handover_rep_rms = handover_rep_rms
         # The factor applied at hand-over; 0 until then. A buffer, so checkpoints carry it.
         self.register_buffer("handover_scale", torch.zeros(()))
+        self._handed_over = False
 
     def on_train_batch_start(self, unroll: Unroll, batch_idx: int) -> None:
-        if self.handover_rep_rms is not None and self.handover_scale.item() == 0:
+        if self.handover_rep_rms is None or self._handed_over:
+            return
+        # Read the buffer once (it may come from a checkpoint), not on every batch: .item() syncs a GPU.
+        self._handed_over = self.handover_scale.item() != 0
+        if not self._handed_over:
             self.scale_representation(unroll)
+            self._handed_over = True
 
     @torch.no_grad()
     def scale_representation(self, unroll: Unroll) -> float:

@@ -68,13 +68,15 @@ def plan(out: Path, seeds: list[int], scale: str, rl_extra: list[str], smoke: bo
     runs_root, run_name = out.parent, out.name  # loggers write to <save_dir>/<name>
     demos = out / "demos"
     dynamics = out / "dynamics"
-    stages = []
-    for seed in seeds:
-        stages.append(Stage(f"baseline seed {seed}", [
-            *lightning, "fit", *config_args("ldd_rtfm_baseline", scale), f"--seed_everything={seed}",
+
+    def rl_stage(method: str, title: str, config: str, seed: int, *args: str) -> Stage:
+        return Stage(f"{title} seed {seed}", [
+            *lightning, "fit", *config_args(config, scale), f"--seed_everything={seed}",
             f"--data.init_args.seed={seed}", f"--trainer.logger.init_args.save_dir={runs_root}",
-            f"--trainer.logger.init_args.name={run_name}/baseline/seed{seed}", *rl_extra,
-        ], out / "baseline" / f"seed{seed}", key=f"baseline {seed}"))
+            f"--trainer.logger.init_args.name={run_name}/{method}/seed{seed}", *args, *rl_extra,
+        ], out / method / f"seed{seed}", key=f"{method} {seed}")
+
+    stages = [rl_stage("baseline", "baseline", "ldd_rtfm_baseline", seed) for seed in seeds]
     stages.append(Stage("demonstrations", [
         *lightning, "collect", *config_args("ldd_rtfm_collect", scale), f"--data.init_args.store={demos}",
         *extra["collect"],
@@ -84,13 +86,8 @@ def plan(out: Path, seeds: list[int], scale: str, rl_extra: list[str], smoke: bo
         f"--trainer.logger.init_args.save_dir={runs_root}", f"--trainer.logger.init_args.name={run_name}/dynamics",
         *extra["dynamics"],
     ], dynamics))
-    for seed in seeds:
-        stages.append(Stage(f"LDD seed {seed}", [
-            *lightning, "fit", *config_args("ldd_rtfm", scale), f"--seed_everything={seed}",
-            f"--data.init_args.seed={seed}", f"--trainer.logger.init_args.save_dir={runs_root}",
-            f"--trainer.logger.init_args.name={run_name}/ldd/seed{seed}",
-            f"--model.init_args.dynamics_checkpoint={dynamics / 'checkpoints' / 'best.ckpt'}", *rl_extra,
-        ], out / "ldd" / f"seed{seed}", key=f"ldd {seed}"))
+    checkpoint = f"--model.init_args.dynamics_checkpoint={dynamics / 'checkpoints' / 'best.ckpt'}"
+    stages += [rl_stage("ldd", "LDD", "ldd_rtfm", seed, checkpoint) for seed in seeds]
     return stages
 
 
