@@ -1,3 +1,4 @@
+from lit_rlseq.nn.impala_cnn import ImpalaCNN, ImpalaCNNConfig
 from lit_rlseq.nn.txt2pi import EncoderOutput, Txt2PiConfig, Txt2PiEncoder, Txt2PiPolicy
 
-__all__ = ["EncoderOutput", "Txt2PiConfig", "Txt2PiEncoder", "Txt2PiPolicy"]
+__all__ = ["ImpalaCNN", "ImpalaCNNConfig", "EncoderOutput", "Txt2PiConfig", "Txt2PiEncoder", "Txt2PiPolicy"]
