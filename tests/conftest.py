@@ -39,3 +39,15 @@ def dynamics_checkpoint(rtfm_demos, tmp_path_factory):
              f"--trainer.logger.init_args.save_dir={out}", "--trainer.logger.init_args.name=dynamics",
              "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.enable_progress_bar=false"])
     return out / "dynamics" / "checkpoints" / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def cooking_cache(tmp_path_factory):
+    """A game cache with two TextWorld cooking level-1 games made by tw-make for this test run (about 15 s
+    each): train seed 0 and test seed 0."""
+    from lit_rlseq.envs.text import make_games
+
+    cache = tmp_path_factory.mktemp("games")
+    make_games("cooking_level_1", "train", 1, cache_dir=cache, progress=False)
+    make_games("cooking_level_1", "test", 1, cache_dir=cache, progress=False)
+    return cache
