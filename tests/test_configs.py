@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lit_rlseq.cli import run_cli
+from lit_rlseq.cli import STANDALONE_STAGES, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -16,8 +16,10 @@ def base_of(overlay: Path) -> Path:
     return ROOT / "configs" / (overlay.stem.rsplit("_", 1)[0] + ".yaml")
 
 
-def command_for(config: Path, tmp_path: Path, demos: Path, dynamics: Path) -> list[str]:
+def command_for(config: Path, tmp_path: Path, demos: Path, dynamics: Path, request=None) -> list[str]:
     name = config.stem
+    if name.startswith("ttm_"):
+        return ttm_command(name, tmp_path, request)
     if name.endswith("_collect"):
         return ["collect", f"--data.init_args.store={tmp_path / 'store'}", "--data.init_args.num_envs=4",
                 "--data.init_args.episodes_per_batch=4"]
@@ -29,15 +31,38 @@ def command_for(config: Path, tmp_path: Path, demos: Path, dynamics: Path) -> li
     return args
 
 
+def ttm_command(name: str, tmp_path: Path, request) -> list[str]:
+    """TTM stages: games from the session's tw-make cache, a store/JSONL/checkpoint from the session fixtures."""
+    from tests.conftest import TINY_LM
+
+    if name == "ttm_cooking_write_finetune":
+        return ["write_finetune", f"--store={request.getfixturevalue('ttm_store')}",
+                f"--finetune_path={tmp_path / 'out.jsonl'}"]
+    if name == "ttm_cooking_finetune":
+        return ["fit", f"--data.init_args.path={request.getfixturevalue('ttm_jsonl')}", *TINY_LM]
+    play = ["play", f"--data.init_args.store={tmp_path / 'store'}", "--data.init_args.max_rollouts=1",
+            "--data.init_args.games=1", f"--data.init_args.game_cache={request.getfixturevalue('cooking_cache')}"]
+    if name.startswith("ttm_cooking_student"):
+        play += [f"--model.init_args.init_from={request.getfixturevalue('ttm_checkpoint')}",
+                 "--data.init_args.max_actions=3"]
+    return play
+
+
 @pytest.mark.parametrize("config", CONFIGS + OVERLAYS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
-def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, rtfm_demos, dynamics_checkpoint):
+def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, request):
     monkeypatch.chdir(tmp_path)
+    rtfm = not config.stem.startswith("ttm_")
+    rtfm_demos = request.getfixturevalue("rtfm_demos") if rtfm else None
+    dynamics_checkpoint = request.getfixturevalue("dynamics_checkpoint") if rtfm else None
     configs = ["--config", str(config)]
     if config in OVERLAYS:
         assert base_of(config).exists(), f"{config.name}: no base config {base_of(config).name}"
         configs = ["--config", str(base_of(config)), *configs]
     subcommand, *overrides = command_for(base_of(config) if config in OVERLAYS else config, tmp_path, rtfm_demos,
-                                         dynamics_checkpoint)
+                                         dynamics_checkpoint, request)
+    if subcommand in STANDALONE_STAGES:
+        run_cli([subcommand, *configs, *overrides])
+        return
     cli = run_cli([subcommand, *configs, "--trainer.fast_dev_run=true", "--trainer.enable_progress_bar=false",
                    *overrides])
     if subcommand == "fit" and hasattr(cli.model, "frames"):
@@ -46,5 +71,7 @@ def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, rtfm_demos
 
 def test_every_config_is_covered():
     assert {p.stem for p in CONFIGS} == {"toy_impala", "ldd_rtfm_baseline", "ldd_rtfm_collect",
-                                         "ldd_rtfm_dynamics", "ldd_rtfm"}
+                                         "ldd_rtfm_dynamics", "ldd_rtfm", "ttm_cooking_teacher",
+                                         "ttm_cooking_write_finetune", "ttm_cooking_finetune",
+                                         "ttm_cooking_student_train", "ttm_cooking_student_test"}
     assert all(base_of(p) in CONFIGS for p in OVERLAYS)

@@ -29,6 +29,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,7 +157,10 @@ class CookingEnv(TextEnv):
             self._env.close()
         infos = textworld.EnvInfos(admissible_commands=True, extras=["walkthrough"], max_score=True, score=True,
                                    moves=True, objective=True, won=True, lost=True)
-        self._env = textworld.start(self.games[index], request_infos=infos)
+        with warnings.catch_warnings():
+            # TextWorld runs the game in Jericho's emulator, which warns that it cannot score it by itself.
+            warnings.filterwarnings("ignore", message=".*is not fully supported")
+            self._env = textworld.start(self.games[index], request_infos=infos)
 
     def _info(self, state) -> GameInfo:
         walkthrough = state.get("extra.walkthrough")
