@@ -317,10 +317,14 @@ class TextLM(TextAgent):
 
     @torch.no_grad()
     def complete(self, prompt: str) -> str:
-        """One sampled completion of ``prompt`` (up to and including the first newline)."""
+        """One sampled completion of ``prompt`` (up to and including the first newline, at most max_new_tokens
+        and never past the context: the prompt keeps its last ``block_size - min(max_new_tokens, block_size / 2)``
+        tokens)."""
         hp = self.hparams
         idx = self._encode_prompt(prompt)
-        out = self.gpt.generate(idx, hp.max_new_tokens, temperature=hp.temperature, top_p=hp.top_p,
+        # Within the context: past it, every new token would re-encode the whole (cropped) context.
+        room = min(hp.max_new_tokens, hp.block_size - idx.shape[1])
+        out = self.gpt.generate(idx, room, temperature=hp.temperature, top_p=hp.top_p,
                                 generator=self.generator, stop_token=self.stop_id)
         new = out[0, idx.shape[1]:].tolist()
         if self.stop_id in new:
