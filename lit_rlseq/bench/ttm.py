@@ -22,7 +22,7 @@ from lit_rlseq.ttm.trajectory import TextTrajectory
 
 ENV = "cooking_level_1"
 # The model of configs/ttm_cooking_finetune.yaml.
-LM = dict(n_layer=2, n_head=4, n_embd=128, block_size=384)
+LM = dict(n_layer=2, n_head=4, n_embd=64, block_size=384)
 
 
 def _steps_per_s(env, steps: int) -> float:
