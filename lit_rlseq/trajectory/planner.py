@@ -231,7 +231,14 @@ def _search(
     return sequences[torch.arange(n_envs, device=device), values.argmax(dim=-1)]  # [E, H, D]
 
 
-@torch.no_grad()
+def _plan(source_class, model, prefixes, thresholds, settings, generator) -> torch.Tensor:
+    check_prefixes(model, prefixes)
+    model.eval()
+    with torch.no_grad():
+        source = source_class(model, prefixes, planning_block(model, settings))
+        return _search(source, model, len(prefixes), thresholds, settings, generator)
+
+
 def beam_plan(
     model: TrajectoryGPT,
     prefixes: torch.Tensor,
@@ -240,13 +247,9 @@ def beam_plan(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Plans for ``E`` envs at once with the KV cache. ``prefixes [E, P]`` tokens -> plans ``[E, horizon, D]``."""
-    check_prefixes(model, prefixes)
-    model.eval()
-    source = _CachedSource(model, prefixes, planning_block(model, settings))
-    return _search(source, model, len(prefixes), thresholds, settings, generator)
+    return _plan(_CachedSource, model, prefixes, thresholds, settings, generator)
 
 
-@torch.no_grad()
 def beam_plan_reference(
     model: TrajectoryGPT,
     prefixes: torch.Tensor,
@@ -255,7 +258,4 @@ def beam_plan_reference(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """The same plans without a cache: one full forward pass per sampled token, like the original."""
-    check_prefixes(model, prefixes)
-    model.eval()
-    source = _ReferenceSource(model, prefixes, planning_block(model, settings))
-    return _search(source, model, len(prefixes), thresholds, settings, generator)
+    return _plan(_ReferenceSource, model, prefixes, thresholds, settings, generator)
