@@ -3,12 +3,16 @@
 Each step and in every env at once, it plans a cheapest path on the grid (value iteration over the 6x6
 cells) to its goal, the item that beats the target while it does not hold one, then the target:
 
-* never into a monster that is not the goal, nor into the target while it cannot kill it;
+* never into a monster that is not the goal, nor into the target while it cannot kill it, nor onto its goal
+  while the distractor stands there (monsters may stand on items; the target on the good item is fine:
+  picked up first, then the fight is won);
 * never onto another item while it holds the good one (that would destroy it); onto another item before
   that only when no other way exists (``ITEM_DETOUR``; harmless then, avoided all the same);
 * through cells next to a moving monster it must not meet (one that kills it, or the distractor) only when
   no other way exists (``DANGER_DETOUR``): that monster may step into the agent right after the agent's
-  move. Stationary monsters are harmless next door, so in stationary variants it takes no such detours.
+  move (monsters choose their moves toward where the agent stood before it moved, so a cell next to one
+  can be stepped into). Stationary monsters are harmless next door: in stationary variants it takes no such
+  detours.
 
 It waits on a safe cell rather than step next to a killer, and stays put when no goal can be reached.
 """
@@ -19,6 +23,7 @@ import numpy as np
 
 from lit_rlseq.envs.rtfm.core import (
     AGENT,
+    DISTRACTOR,
     GOOD_ITEM,
     HEIGHT,
     INTERIOR,
@@ -73,12 +78,16 @@ def plan_actions(view: ExpertView) -> np.ndarray:
             harmful = alive & ~armed if monster == TARGET else alive
             _set_cells(danger, harmful & is_interior(near), near, True)
     cost = np.where(is_interior(_grid_cells()), 1.0, np.inf) + DANGER_DETOUR * danger
-    cost[blocked] = np.inf
     for item in ITEM_SLOTS:
         on_floor = view.present[:, item]
         _set_cells(cost, on_floor & armed, view.pos[:, item], np.inf)
         _set_cells(cost, on_floor & ~armed, view.pos[:, item], ITEM_DETOUR)
+    cost[blocked] = np.inf  # after the items: a monster may stand on one
     _set_cells(cost, has_goal, goal, 1.0)
+    # Monsters may stand on items. Entering such a cell picks the item up, then fights: the good item beats
+    # the target there, never the distractor; and any fight the distractor is in loses.
+    distractor_on_goal = view.present[:, DISTRACTOR] & (view.pos[:, DISTRACTOR] == goal).all(1)
+    _set_cells(cost, has_goal & distractor_on_goal, goal, np.inf)
 
     to_go = np.full_like(cost, np.inf)  # cheapest cost from each cell to the goal
     _set_cells(to_go, has_goal, goal, 0.0)
