@@ -143,6 +143,17 @@ def place_everywhere(env, **cells):
         env.sim.place(index, **cells)
 
 
+def test_monster_move_probabilities_follow_the_rule():
+    from lit_rlseq.envs.rtfm.core import monster_move_probabilities
+
+    # stay, up, down, left, right; corner (4,4) chasing (1,1): closer up/left, walls down/right
+    p = monster_move_probabilities(np.array([[4, 4], [2, 2], [2, 2]]), np.array([[1, 1], [2, 4], [2, 2]]))
+    assert p[0] == pytest.approx([0.4 / 3, 0.3 + 0.4 / 3, 0, 0.3 + 0.4 / 3, 0])
+    assert p[1] == pytest.approx([0.08, 0.08, 0.08, 0.08, 0.68])  # only right comes closer
+    assert p[2] == pytest.approx([0.2] * 5)  # on the agent's cell nothing comes closer: wander
+    assert p.sum(-1) == pytest.approx([1, 1, 1])
+
+
 def test_only_walls_block_a_monster_and_it_shows_over_an_item():
     env = reset_env(S2, num_envs=3000, seed=2)
     # the target in the corner (4,4) sees the agent (distance 4.2 <= 5); closer: up (3,4, an item) or left

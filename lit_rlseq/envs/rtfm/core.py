@@ -104,6 +104,24 @@ def pack_sentences(ids: np.ndarray, lengths: np.ndarray, width: int) -> tuple[np
     return packed[:, :width], lengths.sum(1)
 
 
+def monster_move_probabilities(monster: np.ndarray, agent: np.ndarray) -> np.ndarray:
+    """P(action) [..., 5] of a moving monster at ``monster`` [..., 2] that chases ``agent`` [..., 2].
+
+    A monster that sees the agent (Euclidean distance <= SIGHT) chases with probability CHASE_PROBABILITY:
+    a uniform pick among the moves that bring it closer. Otherwise (or with no such move) it takes a uniform
+    pick among staying and the moves not into a wall: only walls block a monster.
+    """
+    candidates = monster[..., None, :] + MOVES  # [..., 5, 2]
+    allowed = is_interior(candidates)
+    distance2 = ((monster - agent) ** 2).sum(-1)
+    closer = allowed & (((candidates - agent[..., None, :]) ** 2).sum(-1) < distance2[..., None])
+    can_chase = (distance2 <= SIGHT**2) & closer.any(-1)
+    chase = np.where(can_chase, CHASE_PROBABILITY, 0.0)[..., None]
+    chasing = closer / np.maximum(closer.sum(-1, keepdims=True), 1)
+    wandering = allowed / allowed.sum(-1, keepdims=True)
+    return chase * chasing + (1 - chase) * wandering
+
+
 @dataclass(frozen=True)
 class ExpertView:
     """What a scripted expert may read: the true state and what the true assignment says about weapons."""
@@ -303,23 +321,13 @@ class RTFMSimulator:
         return reward, terminated, truncated, outcome
 
     def choose_monster_moves(self, agent: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Each monster's action (int64 [n, 2]: target, distractor) toward the agent's cell ``agent`` [n, 2].
-
-        A monster that sees the agent (Euclidean distance <= SIGHT) chases with probability
-        CHASE_PROBABILITY: a uniform pick among the moves that bring it closer. Otherwise it takes a uniform
-        pick among staying and the moves that do not run into a wall (only walls block a monster).
-        """
-        keys = rng.random((self.num_envs, 2, NUM_ACTIONS))  # uniform picks among the allowed moves
-        chase_draw = rng.random((self.num_envs, 2))
-        here = self.pos[:, list(MONSTER_SLOTS)]  # [n, 2, 2]
-        candidates = here[:, :, None, :] + MOVES  # [n, 2, 5, 2]
-        allowed = is_interior(candidates)
-        gap = here - agent[:, None]
-        distance2 = (gap**2).sum(-1)  # [n, 2]
-        closer = allowed & (((candidates - agent[:, None, None]) ** 2).sum(-1) < distance2[..., None])
-        chase = (distance2 <= SIGHT**2) & (chase_draw < CHASE_PROBABILITY) & closer.any(-1)
-        options = np.where(chase[..., None], closer, allowed)
-        return np.where(options, keys, -1.0).argmax(-1)
+        """Each monster's action (int64 [n, 2]: target, distractor), drawn from ``monster_move_probabilities``
+        toward the agent's cell ``agent`` [n, 2] (the reference's: where it stands at the step's start)."""
+        probabilities = monster_move_probabilities(self.pos[:, list(MONSTER_SLOTS)], agent[:, None])
+        cumulative = probabilities.cumsum(-1)
+        cumulative /= cumulative[..., -1:]  # exactly 1 at the end: every draw in [0, 1) finds a move
+        draw = rng.random((self.num_envs, 2))
+        return (cumulative > draw[..., None]).argmax(-1)
 
     def _fight(self, fighting: np.ndarray, monster: np.ndarray) -> None:
         """Resolve, where ``fighting``, the agent's fight with the monster in slot ``monster`` [n] (agent first)."""
