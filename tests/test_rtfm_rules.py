@@ -136,6 +136,11 @@ def test_stationary_monsters_never_move():
         obs, _, terminated, truncated, _ = env.step(action)
         going_on = ~(terminated | truncated)
         assert (env.sim.pos[going_on][:, [TARGET, DISTRACTOR]] == before[going_on]).all()
+    # they choose no moves: a step draws nothing from the generator, so S1 episodes (and the demonstrations
+    # recorded from them) are the same as before the moving-monster rules changed
+    state = env.np_random.bit_generator.state
+    env.sim.step(np.zeros(64, dtype=np.int64), env.np_random)
+    assert env.np_random.bit_generator.state == state
 
 
 def place_everywhere(env, **cells):
