@@ -78,7 +78,8 @@ class NetHackVectorEnv(gym.vector.VectorEnv):
         self.task = task
         self.num_envs = int(num_envs)
         self.envs = [gym.make(task, disable_env_checker=True, **kwargs) for _ in range(self.num_envs)]
-        self.single_observation_space = gym.spaces.Dict({k: self.envs[0].observation_space[k] for k in OBSERVATION_KEYS})
+        spaces = self.envs[0].observation_space
+        self.single_observation_space = gym.spaces.Dict({k: spaces[k] for k in OBSERVATION_KEYS})
         self.single_action_space = self.envs[0].action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
