@@ -18,6 +18,7 @@ MODULES = [
     "lit_rlseq.bench.loops",
     "lit_rlseq.bench.ldd",
     "lit_rlseq.bench.trajectory",
+    "lit_rlseq.bench.nethack",
 ]
 
 
