@@ -24,8 +24,7 @@ def rollout(stage, num_envs=6, steps=9, seed=0):
 
 def small(env, **kwargs):
     torch.manual_seed(0)
-    layers = env.single_observation_space["entities"].shape[-1]
-    return Emma(EmmaConfig(vocab_size=len(env.vocab), num_layers=layers, d_word=32, d_model=16, conv_channels=8,
+    return Emma(EmmaConfig(vocab_size=len(env.vocab), d_word=32, d_model=16, conv_channels=8,
                            hidden=16, **kwargs))
 
 
@@ -105,3 +104,12 @@ def test_reference_sizes():
     # The reference counts 1,942,984 (one 128 x 128 layer fewer than its own description of the heads).
     assert params == 1_942_984 + 128 * 128 + 128
     assert model.config.d_features == 5184
+
+
+def test_one_network_reads_every_stage():
+    model = None
+    for stage in ("s1", "s2", "s3"):
+        env, obs, first = rollout(stage, steps=3)
+        model = model or small(env)
+        out = model(obs, first, model.initial_state(first.shape[1]))
+        assert out.logits.shape == (3, 6, 5) and torch.isfinite(out.logits).all()

@@ -26,7 +26,8 @@ convolution touch only the few non-empty cells (at most L + 1 of 100 per frame),
 computed once and shared by the three steps whose history holds it. ``sparse=False`` runs the plain dense
 definition (same numbers, for tests and the benchmark).
 
-The recurrent state carries the two frames before the current one (entity and avatar ids), so the collector
+The network does not depend on the number of entity layers, so a policy trained on S1 continues on S2 (the
+reference's curriculum). The recurrent state carries the two frames before the current one (entity and avatar ids), so the collector
 and the learner see the same history across unroll boundaries.
 """
 
@@ -51,7 +52,7 @@ KERNEL_OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (dy, dx) of the 2 x 2 kerne
 class EmmaConfig:
     vocab_size: int
     num_actions: int = 5
-    num_layers: int = 3  # entity layers of the observation (S1: 1, S2: 3, S3: 5)
+    max_layers: int = 5  # entity layers an observation may have (S1: 1, S2: 3, S3: 5); any number up to it
     d_word: int = 768  # word-embedding size (BERT's hidden size in the original)
     d_model: int = 256  # entity embeddings, keys and values
     num_entity_ids: int = 25  # rows of the entity embedding table (ids 0..16 occur; 0 = empty)
@@ -124,7 +125,7 @@ class Emma(ActorCritic):
 
     # -- state ---------------------------------------------------------------------------------------------
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
-        layers = self.config.num_layers
+        layers = self.config.max_layers
         return (torch.zeros(batch_size, HISTORY - 1, GRID, GRID, layers, dtype=torch.long, device=device),
                 torch.zeros(batch_size, HISTORY - 1, GRID, GRID, 1, dtype=torch.long, device=device))
 
@@ -148,9 +149,13 @@ class Emma(ActorCritic):
         if not state:
             state = self.initial_state(batch, device)
         entities = obs["entities"].long()
-        if entities.shape[-1] != self.config.num_layers:
-            raise ValueError(f"EMMA was built for {self.config.num_layers} entity layers, got observations with "
-                             f"{entities.shape[-1]} (shape {tuple(entities.shape)})")
+        missing = self.config.max_layers - entities.shape[-1]
+        if missing < 0:
+            raise ValueError(f"EMMA was built for at most {self.config.max_layers} entity layers, got observations "
+                             f"with {entities.shape[-1]} (shape {tuple(entities.shape)})")
+        # Empty layers change nothing (a cell's query is the mean over its non-empty layers), so every stage's
+        # observations are padded to max_layers: one network (and one checkpoint) serves S1, S2 and S3.
+        entities = F.pad(entities, (0, missing))
         # The timeline of frames: the two from the state, then the T observed ones.
         frames_e = torch.cat([state[0].transpose(0, 1), entities], 0)  # [T+2, B, 10, 10, L]
         frames_a = torch.cat([state[1].transpose(0, 1), obs["avatar"].long()], 0)
