@@ -16,8 +16,11 @@ def base_of(overlay: Path) -> Path:
     return ROOT / "configs" / (overlay.stem.rsplit("_", 1)[0] + ".yaml")
 
 
-def command_for(config: Path, tmp_path: Path, demos: Path, dynamics: Path) -> list[str]:
+def command_for(config: Path, tmp_path: Path, demos: Path, dynamics: Path, messenger_demos: Path | None = None
+                ) -> list[str]:
     name = config.stem
+    if name.startswith("ldd_messenger"):
+        demos = messenger_demos
     if name.endswith("_collect"):
         return ["collect", f"--data.init_args.store={tmp_path / 'store'}", "--data.init_args.num_envs=4",
                 "--data.init_args.episodes_per_batch=4"]
@@ -30,14 +33,15 @@ def command_for(config: Path, tmp_path: Path, demos: Path, dynamics: Path) -> li
 
 
 @pytest.mark.parametrize("config", CONFIGS + OVERLAYS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
-def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, rtfm_demos, dynamics_checkpoint):
+def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, rtfm_demos, dynamics_checkpoint,
+                                       messenger_demos):
     monkeypatch.chdir(tmp_path)
     configs = ["--config", str(config)]
     if config in OVERLAYS:
         assert base_of(config).exists(), f"{config.name}: no base config {base_of(config).name}"
         configs = ["--config", str(base_of(config)), *configs]
     subcommand, *overrides = command_for(base_of(config) if config in OVERLAYS else config, tmp_path, rtfm_demos,
-                                         dynamics_checkpoint)
+                                         dynamics_checkpoint, messenger_demos)
     cli = run_cli([subcommand, *configs, "--trainer.fast_dev_run=true", "--trainer.enable_progress_bar=false",
                    *overrides])
     if subcommand == "fit" and hasattr(cli.model, "frames"):
@@ -46,5 +50,6 @@ def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, rtfm_demos
 
 def test_every_config_is_covered():
     assert {p.stem for p in CONFIGS} == {"toy_impala", "ldd_rtfm_baseline", "ldd_rtfm_collect",
-                                         "ldd_rtfm_dynamics", "ldd_rtfm"}
+                                         "ldd_rtfm_dynamics", "ldd_rtfm", "ldd_messenger_collect",
+                                         "ldd_messenger_dynamics"}
     assert all(base_of(p) in CONFIGS for p in OVERLAYS)
