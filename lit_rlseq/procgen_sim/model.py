@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lit_rlseq.errors import UserError
+from lit_rlseq.nn.impala_cnn import ResidualBlock
 from lit_rlseq.nn.recurrent_impala import RecurrentImpala
 
 
@@ -109,17 +110,9 @@ class FrameEncoder(nn.Module):
         return self.lstm(features)[0][:, -1]
 
 
-class UpsampleResidual(nn.Module):
-    """x2 nearest upsampling, then ``x + conv(relu(conv(relu(x))))``."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv0 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2, mode="nearest")
-        return x + self.conv1(torch.relu(self.conv0(torch.relu(x))))
+def upsample_residual(channels: int) -> nn.Sequential:
+    """x2 nearest upsampling, then an IMPALA residual block ``x + conv(relu(conv(relu(x))))``."""
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), ResidualBlock(channels))
 
 
 class ObservationDecoder(nn.Module):
@@ -128,7 +121,7 @@ class ObservationDecoder(nn.Module):
         self.side = config.image_size // 2 ** config.decoder_blocks
         self.channels = config.decoder_channels
         self.fc = nn.Linear(config.env_hidden, config.decoder_channels * self.side * self.side)
-        self.blocks = nn.Sequential(*(UpsampleResidual(config.decoder_channels) for _ in range(config.decoder_blocks)))
+        self.blocks = nn.Sequential(*(upsample_residual(config.decoder_channels) for _ in range(config.decoder_blocks)))
         self.out = nn.Conv2d(config.decoder_channels, config.channels, 3, padding=1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
