@@ -12,6 +12,8 @@ from lit_rlseq.rollouts import EpisodeTags, RolloutStore
 
 ENV = "procgen:coinrun"
 ENV_KWARGS = {"distribution_mode": "easy", "num_levels": 20, "start_level": 0}
+SMALL_AGENT = RecurrentImpalaConfig(channels=(4, 8, 8), hidden=16)  # small, so recording in tests is quick
+SMALL_AGENT_ARGS = ["--model.init_args.agent_hidden=16", "--model.init_args.agent_channels=[4, 8, 8]"]
 
 
 def save_agent_checkpoint(path: Path, config: RecurrentImpalaConfig | None = None, seed: int = 0) -> RecurrentImpala:
@@ -32,3 +34,12 @@ def record(store: Path, agent, episodes: int, record_outputs: bool = True, num_e
                                on_episode=lambda e: writer.append(recorded_episode(e, tags)),
                                record_outputs=record_outputs)
     env.close()
+
+
+def procgen_command(name: str, tmp_path: Path, request) -> list[str]:
+    """The smoke-test command line of a procgen config (for tests/test_configs.py)."""
+    if name == "procgen_sim":
+        store, agent = request.getfixturevalue("procgen_store"), request.getfixturevalue("procgen_agent_ckpt")
+        return ["fit", f"--data.init_args.path={store}", f"--model.init_args.agent_checkpoint={agent}",
+                "--data.init_args.batch_size=2", *SMALL_AGENT_ARGS]
+    raise KeyError(f"no smoke-test command for configs/{name}.yaml")

@@ -16,8 +16,12 @@ def base_of(overlay: Path) -> Path:
     return ROOT / "configs" / (overlay.stem.rsplit("_", 1)[0] + ".yaml")
 
 
-def command_for(config: Path, tmp_path: Path, demos: Path, dynamics: Path) -> list[str]:
+def command_for(config: Path, tmp_path: Path, demos: Path, dynamics: Path, request=None) -> list[str]:
     name = config.stem
+    if name.startswith("procgen_"):
+        from tests.procgen_fixtures import procgen_command
+
+        return procgen_command(name, tmp_path, request)
     if name.endswith("_collect"):
         return ["collect", f"--data.init_args.store={tmp_path / 'store'}", "--data.init_args.num_envs=4",
                 "--data.init_args.episodes_per_batch=4"]
@@ -30,14 +34,14 @@ def command_for(config: Path, tmp_path: Path, demos: Path, dynamics: Path) -> li
 
 
 @pytest.mark.parametrize("config", CONFIGS + OVERLAYS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
-def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, rtfm_demos, dynamics_checkpoint):
+def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, rtfm_demos, dynamics_checkpoint, request):
     monkeypatch.chdir(tmp_path)
     configs = ["--config", str(config)]
     if config in OVERLAYS:
         assert base_of(config).exists(), f"{config.name}: no base config {base_of(config).name}"
         configs = ["--config", str(base_of(config)), *configs]
     subcommand, *overrides = command_for(base_of(config) if config in OVERLAYS else config, tmp_path, rtfm_demos,
-                                         dynamics_checkpoint)
+                                         dynamics_checkpoint, request)
     cli = run_cli([subcommand, *configs, "--trainer.fast_dev_run=true", "--trainer.enable_progress_bar=false",
                    *overrides])
     if subcommand == "fit" and hasattr(cli.model, "frames"):
@@ -46,5 +50,5 @@ def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, rtfm_demos
 
 def test_every_config_is_covered():
     assert {p.stem for p in CONFIGS} == {"toy_impala", "ldd_rtfm_baseline", "ldd_rtfm_collect",
-                                         "ldd_rtfm_dynamics", "ldd_rtfm"}
+                                         "ldd_rtfm_dynamics", "ldd_rtfm", "procgen_sim"}
     assert all(base_of(p) in CONFIGS for p in OVERLAYS)

@@ -10,25 +10,21 @@ from lit_rlseq.procgen_sim.data import SimulatorDataModule
 from lit_rlseq.procgen_sim.model import Simulator, SimulatorConfig, gaussian_kl, straight_through
 from lit_rlseq.procgen_sim.module import SimulatorModule, load_agent, simulator_losses
 from lit_rlseq.rollouts import RolloutStore
-from tests.procgen_fixtures import record, save_agent_checkpoint
+from tests.procgen_fixtures import SMALL_AGENT
 
-AGENT = RecurrentImpalaConfig(channels=(4, 8, 8), hidden=16)  # small, so recording in tests is quick
-TINY = dict(agent_hidden=16, agent_channels=(4, 8, 8), latent=8, encoder_channels=(4, 4, 4, 4), encoder_lstm=16, mlp_hidden=16, env_hidden=16,
-            decoder_channels=4, num_init=3, num_sim=6)
-
-
-@pytest.fixture(scope="module")
-def agent_ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("agent") / "agent.ckpt"
-    save_agent_checkpoint(path, AGENT)
-    return path
+AGENT = SMALL_AGENT
+TINY = dict(agent_hidden=16, agent_channels=(4, 8, 8), latent=8, encoder_channels=(4, 4, 4, 4), encoder_lstm=16,
+            mlp_hidden=16, env_hidden=16, decoder_channels=4, num_init=3, num_sim=6)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory, agent_ckpt):
-    path = tmp_path_factory.mktemp("store") / "store"
-    record(path, load_agent(agent_ckpt, AGENT), episodes=4)
-    return path
+@pytest.fixture
+def agent_ckpt(procgen_agent_ckpt):
+    return procgen_agent_ckpt
+
+
+@pytest.fixture
+def store(procgen_store):
+    return procgen_store
 
 
 def tiny_module(agent_ckpt, **kw):
