@@ -21,6 +21,7 @@ FAMILIES: dict[str, str] = {
     "nethack": "lit_rlseq.envs.nethack:make_vector_env",
     "touchdown": "lit_rlseq.envs.touchdown:make_vector_env",
     "messenger": "lit_rlseq.envs.messenger:make_vector_env",
+    "procgen": "lit_rlseq.envs.procgen:make_vector_env",
 }
 
 
