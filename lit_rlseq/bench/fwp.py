@@ -78,3 +78,41 @@ def rules(scale: float = 1.0) -> list[BenchResult]:
                 note=f"fwd+bwd, T={t} B={b} H=4 d=32, CPU; ratio = fast time / naive time (lower is better)",
             ))
     return results
+
+
+def _random_steps_per_s(env, steps: int, seed: int = 0) -> float:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    n = env.single_action_space.n
+    start = time.perf_counter()
+    for _ in range(steps):
+        env.step(rng.integers(0, n, env.num_envs))
+    return env.num_envs * steps / (time.perf_counter() - start)
+
+
+@benchmark("fwp.atari_vector")
+def atari_vector(scale: float = 1.0) -> list[BenchResult]:
+    """Preprocessed Pong agent steps/s with random actions: gymnasium's SyncVectorEnv and AsyncVectorEnv over
+    our AtariGame, and ale-py's own C++ AtariVectorEnv with the closest settings; ratios against Sync."""
+    from ale_py.vector_env import AtariVectorEnv
+
+    from lit_rlseq.envs.atari import make_vector_env
+
+    steps, num_envs = max(5, int(400 * scale)), 8
+    figures = {}
+    for name in ("sync", "async"):
+        env = make_vector_env("Pong", num_envs=num_envs, vector=name)
+        figures[f"{name}_steps_per_s"] = _random_steps_per_s(env, steps)
+        env.close()
+    env = AtariVectorEnv("pong", num_envs, episodic_life=True, reward_clipping=False, noop_max=30,
+                         use_fire_reset=True, repeat_action_probability=0.0, max_num_frames_per_episode=0)
+    figures["ale_vector_steps_per_s"] = _random_steps_per_s(env, steps)
+    env.close()
+    sync = figures["sync_steps_per_s"]
+    return [BenchResult(name=f"fwp.atari_vector.{name}", figures={f"{name}_steps_per_s": figures[f"{name}_steps_per_s"],
+                                                                  "sync_steps_per_s": sync},
+                        ratio=figures[f"{name}_steps_per_s"] / sync,
+                        note=f"Pong, {num_envs} envs, random actions, {steps} vector steps; ratio vs SyncVectorEnv")
+            for name in ("async", "ale_vector")]
