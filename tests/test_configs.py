@@ -26,6 +26,10 @@ def command_for(config: Path, tmp_path: Path, demos: Path, dynamics: Path) -> li
         args.append(f"--data.init_args.path={demos}")
     if name == "ldd_rtfm":
         args.append(f"--model.init_args.dynamics_checkpoint={dynamics}")
+    if name.startswith("fwp_atari"):  # short unrolls, actors in-process, a game with short lives
+        args += ["--data.init_args.unroll_length=4", "--data.init_args.num_workers=0", "--data.init_args.num_envs=2",
+                 "--data.init_args.batch_size=2", "--data.init_args.env=atari:Breakout",
+                 "--data.init_args.eval_envs={test: atari:Breakout}", "--data.init_args.eval_num_envs=2"]
     return args
 
 
@@ -46,5 +50,5 @@ def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, rtfm_demos
 
 def test_every_config_is_covered():
     assert {p.stem for p in CONFIGS} == {"toy_impala", "ldd_rtfm_baseline", "ldd_rtfm_collect",
-                                         "ldd_rtfm_dynamics", "ldd_rtfm"}
+                                         "ldd_rtfm_dynamics", "ldd_rtfm", "fwp_atari"}
     assert all(base_of(p) in CONFIGS for p in OVERLAYS)
