@@ -21,6 +21,7 @@ CONFIGS_BY_SYSTEM = {
     "ldd_rtfm": {"ldd_rtfm_baseline", "ldd_rtfm_collect", "ldd_rtfm_dynamics", "ldd_rtfm"},
     "ldd_messenger": {"ldd_messenger_collect", "ldd_messenger_dynamics"},
     "procgen": {"procgen_sim"},
+    "fwp": {"fwp_atari"},
 }
 
 
@@ -48,8 +49,17 @@ def procgen_command(name: str, tmp_path: Path, request) -> list[str]:
     return command(name, tmp_path, request)
 
 
+def fwp_command(name: str, tmp_path: Path, request) -> list[str]:
+    """Short unrolls, actors in-process, a game with short lives."""
+    return ["fit", "--data.init_args.eval_episodes=4", "--data.init_args.unroll_length=4",
+            "--data.init_args.num_workers=0", "--data.init_args.num_envs=2", "--data.init_args.batch_size=2",
+            "--data.init_args.env=atari:Breakout", "--data.init_args.eval_envs={test: atari:Breakout}",
+            "--data.init_args.eval_num_envs=2"]
+
+
 COMMANDS: dict[str, Callable[[str, Path, object], list[str]]] = {
     "procgen_": procgen_command,
+    "fwp_atari": fwp_command,
     "ldd_messenger": lambda name, tmp_path, request: ldd_command(name, tmp_path, request, "messenger_demos"),
 }
 

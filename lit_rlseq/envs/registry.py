@@ -22,6 +22,7 @@ FAMILIES: dict[str, str] = {
     "touchdown": "lit_rlseq.envs.touchdown:make_vector_env",
     "messenger": "lit_rlseq.envs.messenger:make_vector_env",
     "procgen": "lit_rlseq.envs.procgen:make_vector_env",
+    "atari": "lit_rlseq.envs.atari:make_vector_env",
 }
 
 
