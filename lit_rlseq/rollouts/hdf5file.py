@@ -75,34 +75,30 @@ def _rotate(x: int, k: int) -> int:
     return ((x << k) | (x >> (32 - k))) & _MASK
 
 
+def _add_words(a: int, b: int, c: int, block: bytes) -> tuple[int, int, int]:
+    """Add a 12-byte block to (a, b, c) as three little-endian 32-bit words."""
+    words = [int.from_bytes(block[k : k + 4], "little") for k in (0, 4, 8)]
+    return (a + words[0]) & _MASK, (b + words[1]) & _MASK, (c + words[2]) & _MASK
+
+
 def lookup3(data: bytes, initval: int = 0) -> int:
     """Bob Jenkins' lookup3 ``hashlittle``, the checksum HDF5 puts on its metadata (superblock v2+, ...)."""
     length = len(data)
     a = b = c = (0xDEADBEEF + length + initval) & _MASK
     i = 0
     while length - i > 12:
-        a = (a + int.from_bytes(data[i : i + 4], "little")) & _MASK
-        b = (b + int.from_bytes(data[i + 4 : i + 8], "little")) & _MASK
-        c = (c + int.from_bytes(data[i + 8 : i + 12], "little")) & _MASK
-        a = ((a - c) & _MASK) ^ _rotate(c, 4)
-        c = (c + b) & _MASK
-        b = ((b - a) & _MASK) ^ _rotate(a, 6)
-        a = (a + c) & _MASK
-        c = ((c - b) & _MASK) ^ _rotate(b, 8)
-        b = (b + a) & _MASK
-        a = ((a - c) & _MASK) ^ _rotate(c, 16)
-        c = (c + b) & _MASK
-        b = ((b - a) & _MASK) ^ _rotate(a, 19)
-        a = (a + c) & _MASK
-        c = ((c - b) & _MASK) ^ _rotate(b, 4)
-        b = (b + a) & _MASK
+        a, b, c = _add_words(a, b, c, data[i : i + 12])
+        # lookup3's mix(): three rounds of subtract, xor with a rotation, add, on (a, b, c) in turn
+        for shift_a, shift_b in ((4, 6), (8, 16), (19, 4)):
+            a = ((a - c) & _MASK) ^ _rotate(c, shift_a)
+            c = (c + b) & _MASK
+            b = ((b - a) & _MASK) ^ _rotate(a, shift_b)
+            a = (a + c) & _MASK
+            a, b, c = c, a, b  # the next round works on the next pair
         i += 12
     if length == i:  # nothing left (only possible for empty input)
         return c
-    tail = data[i:] + bytes(12 - (length - i))
-    a = (a + int.from_bytes(tail[0:4], "little")) & _MASK
-    b = (b + int.from_bytes(tail[4:8], "little")) & _MASK
-    c = (c + int.from_bytes(tail[8:12], "little")) & _MASK
+    a, b, c = _add_words(a, b, c, data[i:] + bytes(12 - (length - i)))
     c = (c ^ b) - _rotate(b, 14) & _MASK
     a = (a ^ c) - _rotate(c, 11) & _MASK
     b = (b ^ a) - _rotate(a, 25) & _MASK

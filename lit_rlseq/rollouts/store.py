@@ -83,9 +83,13 @@ FORMAT = "lit_rlseq.rollouts/2"  # format 1: the same layout without checksums, 
 READABLE_FORMATS = ("lit_rlseq.rollouts/1", FORMAT)
 SHARD_GLOB = "shard-*.h5"
 INDEX_COLUMNS = ("transition_row", "state_row", "length", "tags_start", "tags_end")
-# Target chunk sizes (bytes before compression). Field data is read in long ranges; a compressed chunk that is
-# still filling costs only what it holds, an uncompressed one its full size, hence smaller chunks for those.
-COMPRESSED_CHUNK_BYTES = 256 * 1024
+# Target chunk sizes (bytes before compression). Field data is read in long ranges. An uncompressed chunk costs
+# its full size from its first row, hence small ones. A compressed chunk costs only what it holds, but in SWMR
+# mode HDF5 never reuses file space: every append writes the compressed chunk that is still filling anew and
+# the old copy stays behind as dead space. Compressed chunks are therefore sized to about one episode's rows
+# of the field (the shard's first episode), between these bounds, so that each append leaves at most about one
+# chunk behind.
+COMPRESSED_CHUNK_BYTES = (16 * 1024, 256 * 1024)
 UNCOMPRESSED_CHUNK_BYTES = 32 * 1024
 SMALL_CHUNK_BYTES = 8 * 1024  # index, tags and text offsets
 TEXT_OBJECT_BYTES = 64  # in-memory cost of one Python str beyond its characters, for the memory check
@@ -264,7 +268,7 @@ class RolloutWriter:
         if self._file is None:
             if self.schema is not None:
                 check_schema(episode.schema(), self.schema, f"the store {self.directory}")
-            self._create_shard(episode.schema())
+            self._create_shard(episode)
         else:
             check_schema(episode.schema(), self.schema, f"shard {self.path}")
         length = episode.length
@@ -295,7 +299,8 @@ class RolloutWriter:
             if self.on_close is not None:
                 self.on_close()
 
-    def _create_shard(self, schema: Schema) -> None:
+    def _create_shard(self, first: Episode) -> None:
+        schema = first.schema()
         unknown = sorted(set(self.compression) - set(schema))
         if unknown:
             raise UserError(
@@ -313,13 +318,17 @@ class RolloutWriter:
             if spec.is_text:
                 for part in _text_parts(spec):
                     dtype = np.uint8 if part == "/utf8" else np.int64
-                    chunk_bytes = COMPRESSED_CHUNK_BYTES if part == "/utf8" and codec != "none" else SMALL_CHUNK_BYTES
+                    chunk_bytes = SMALL_CHUNK_BYTES
+                    if part == "/utf8" and codec != "none":
+                        chunk_bytes = _compressed_chunk_bytes(text_bytes(first.fields[field_name]))
                     self._datasets[field_name + part] = _create_growing(
                         f, f"fields/{field_name}{part}", dtype, (), chunk_bytes, codec
                     )
                 self._text_bytes[field_name] = self._text_strings[field_name] = 0
             else:
-                chunk_bytes = COMPRESSED_CHUNK_BYTES if codec != "none" else UNCOMPRESSED_CHUNK_BYTES
+                chunk_bytes = UNCOMPRESSED_CHUNK_BYTES
+                if codec != "none":
+                    chunk_bytes = _compressed_chunk_bytes(first.fields[field_name].nbytes)
                 self._datasets[field_name] = _create_growing(
                     f, f"fields/{field_name}", spec.dtype, spec.shape, chunk_bytes, codec
                 )
@@ -350,6 +359,16 @@ class RolloutWriter:
             self._append_text(name, strings, self._text_strings[name])
         _append_rows(self._datasets[name + "/row_ends"], first_row, row_ends)
         self._text_strings[name] = int(row_ends[-1])
+
+
+def _compressed_chunk_bytes(episode_bytes: int) -> int:
+    low, high = COMPRESSED_CHUNK_BYTES
+    return int(np.clip(episode_bytes, low, high))
+
+
+def text_bytes(value: list) -> int:
+    """UTF-8 bytes of a text or text-list field's value."""
+    return sum(len(s.encode("utf-8")) for row in value for s in ([row] if isinstance(row, str) else row))
 
 
 def _text_parts(spec: FieldSpec) -> tuple[str, ...]:
@@ -882,9 +901,9 @@ class RolloutStore:
             spec = self._schema[name]
             rows = transition_rows if spec.kind == "transition" else state_rows
             if spec.is_text:
-                text_bytes = sum(text.bytes for text in text_ends[name])
+                blob_bytes = sum(text.bytes for text in text_ends[name])
                 strings = sum(text.strings for text in text_ends[name])
-                needed += text_bytes + strings * (TEXT_OBJECT_BYTES + 8) + rows * (TEXT_OBJECT_BYTES + 8)
+                needed += blob_bytes + strings * (TEXT_OBJECT_BYTES + 8) + rows * (TEXT_OBJECT_BYTES + 8)
             else:
                 needed += rows * np.dtype(spec.dtype).itemsize * int(np.prod(spec.shape, dtype=np.int64))
         available = available_memory_bytes()
