@@ -286,3 +286,28 @@ def test_commands_report_and_exit_status(two_shards, capsys):
     assert "kept" in out and "lost" in out and ".damaged" in out
     assert store_module.main(["verify", str(tmp := path.parent / "nothing")]) == 2 and not tmp.exists()
     shutil.rmtree(path)
+
+
+@pytest.mark.slow
+def test_truncated_shard_of_a_killed_writer(tmp_path):
+    """A killed writer leaves its shard flagged "open for writing", which is read in SWMR mode, where HDF5 does
+    not check truncation itself: the header check must catch it (no minutes of retries), salvage must read it."""
+    import signal
+
+    from tests.rollout_writer_process import make_episode
+    from tests.test_rollout_store import start_writer, wait_for_line
+
+    proc = start_writer(tmp_path / "s", "loop")
+    wait_for_line(proc, "done 4")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (shard,) = (tmp_path / "s").glob("shard-*.h5")
+    assert read_superblock(shard).open_for_writing
+    os.truncate(shard, int(shard.stat().st_size * 0.6))
+    with pytest.raises(DamagedShardError, match="is truncated"):
+        RolloutStore(tmp_path / "s")
+    (result,) = salvage(tmp_path / "s", out=lambda line: None)
+    store = RolloutStore(tmp_path / "s")
+    assert len(store) == result.kept >= 1  # the first episodes lie before the cut
+    for ref in store.episodes():
+        assert_episodes_equal(store.load(ref), make_episode(ref.tags.epoch))
