@@ -99,7 +99,8 @@ def inspect_shard(path: Path, on_episode: Callable[[_Shard, Episode], None] | No
         target = report.path.parent / f".{report.path.name}.reading"
         shutil.copyfile(report.path, target)
         with open(target, "r+b") as f:
-            f.truncate(max(superblock.end_of_file, real_size))
+            # A header that fails its checksum may hold any size: do not grow the copy to it.
+            f.truncate(max(superblock.end_of_file, real_size) if superblock.checksum_ok else real_size)
             f.write(superblock.with_flags_cleared())
     try:
         _inspect_open(report, target, real_size, on_episode)
