@@ -490,7 +490,8 @@ class _Shard:
             rows = self.index[len(self.refs) :]
         if len(rows):
             if self.swmr:
-                self.tags.refresh()
+                with _damage(self.path, "its tags cannot be refreshed"):
+                    self.tags.refresh()
             tags_start, tags_end = int(rows[0, 3]), int(rows[-1, 4])
             _check_index(self.path, rows, self.refs[-1] if self.refs else None, self._tag_end)
             with _damage(self.path, "the tags of its episodes cannot be read"):
