@@ -18,6 +18,7 @@ from lit_rlseq.errors import UserError
 FAMILIES: dict[str, str] = {
     "toy": "lit_rlseq.envs.toy:make_vector_env",
     "rtfm": "lit_rlseq.envs.rtfm:make_vector_env",
+    "mujoco": "lit_rlseq.envs.mujoco:make_vector_env",
 }
 
 
