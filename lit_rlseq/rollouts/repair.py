@@ -42,6 +42,7 @@ from lit_rlseq.rollouts.store import (
     RolloutStore,
     RolloutWriter,
     _Shard,
+    check_superblock,
 )
 
 
@@ -84,17 +85,16 @@ class ShardReport:
 def inspect_shard(path: Path, on_episode: Callable[[_Shard, Episode], None] | None = None) -> ShardReport:
     """Check one shard episode by episode; ``on_episode`` gets every intact episode, in order."""
     report = ShardReport(Path(path))
-    superblock = read_superblock(report.path)
-    if isinstance(superblock, str):
-        report.problem = superblock
-        return report
+    try:
+        superblock = check_superblock(report.path)  # as the store checks it (a writer's flush is waited for)
+    except DamagedShardError as e:
+        report.problem = e.problem
+        superblock = read_superblock(report.path)
+        if isinstance(superblock, str):  # nothing HDF5 could read
+            return report
     report.open_for_writing = superblock.open_for_writing
     real_size = report.path.stat().st_size
     target = report.path
-    if not superblock.checksum_ok:
-        report.problem = "its superblock (the HDF5 header) fails its checksum"
-    elif real_size < superblock.end_of_file:
-        report.problem = f"it is truncated: {real_size} bytes of the {superblock.end_of_file} its header records"
     if report.problem is not None:
         target = report.path.parent / f".{report.path.name}.reading"
         shutil.copyfile(report.path, target)
