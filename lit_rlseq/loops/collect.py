@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from lit_rlseq.envs.registry import make_vector_env
 from lit_rlseq.errors import UserError
 from lit_rlseq.loops.collector import Collector, Policy, RecordedEpisode
-from lit_rlseq.loops.online import stream_seed
+from lit_rlseq.loops.online import env_shapes, stream_seed
 from lit_rlseq.loops.unroll import EpisodeStats
 from lit_rlseq.rollouts import Episode, EpisodeTags, RolloutStore, RolloutWriter
 
@@ -28,19 +28,30 @@ COLLECT_STREAM = 2_000_000  # keeps collection seeds apart from training and eva
 
 
 def episode_fields(episode: RecordedEpisode) -> dict[str, np.ndarray]:
-    """How a recorded episode is laid out in a store: ``obs/<key>`` (L+1 rows), action, reward, logits (L)."""
-    return {
+    """How a recorded episode is laid out in a store: ``obs/<key>`` (L+1 rows); action, reward, the behaviour
+    distribution's parameters (``behaviour_logits``), the log-probability of each action and the policy's value
+    estimate (``behaviour_log_prob``, ``value``: L rows), and with recorded policy outputs each of the network's
+    extra outputs (e.g. ``hx``, L rows). Continuous actions are stored as executed (clipped)."""
+    fields = {
         **{f"obs/{k}": v for k, v in episode.obs.items()},
         "action": episode.action,
         "reward": episode.reward,
         "behaviour_logits": episode.behaviour_logits,
+        **episode.outputs,
     }
+    if episode.behaviour_log_prob is not None:
+        fields["behaviour_log_prob"] = episode.behaviour_log_prob
+    if episode.value is not None:
+        fields["value"] = episode.value
+    return fields
 
 
 def recorded_episode(episode: RecordedEpisode, tags: EpisodeTags) -> Episode:
-    """A recorded episode as stored: its fields, and the tags plus its return and success in tag metadata."""
+    """A recorded episode as stored: its fields, and the tags plus its return, success and whether it ended by
+    termination (``terminated``: False means a time limit cut it, D4RL's ``timeouts``) in tag metadata."""
     success = None if np.isnan(episode.success) else bool(episode.success)
-    metadata = {**tags.metadata, "return": float(episode.reward.sum()), "success": success}
+    metadata = {**tags.metadata, "return": float(episode.reward.sum()), "success": success,
+                "terminated": bool(episode.terminated)}
     return Episode(episode_fields(episode), replace(tags, metadata=metadata))
 
 
@@ -54,10 +65,12 @@ class CollectionRequest:
     tags: EpisodeTags
     greedy: bool
     seed: int
+    record_outputs: bool = False
 
     def run(self, policy: Policy) -> EpisodeStats:
         self.collector.reset(self.seed)
-        return self.collector.run_episodes(policy, self.episodes_per_env, greedy=self.greedy, on_episode=self._write)
+        return self.collector.run_episodes(policy, self.episodes_per_env, greedy=self.greedy, on_episode=self._write,
+                                           record_outputs=self.record_outputs)
 
     def _write(self, episode: RecordedEpisode) -> None:
         self.writer.append(recorded_episode(episode, self.tags))
@@ -79,6 +92,10 @@ class CollectDataModule(L.LightningDataModule):
         num_envs: int = 32,
         episodes_per_batch: int = 100,
         seed: int = 0,
+        record_outputs: bool = False,
+        video: str | None = None,
+        video_episodes: int = 4,
+        video_key: str = "rgb",
     ):
         """
         Args:
@@ -92,6 +109,10 @@ class CollectDataModule(L.LightningDataModule):
             num_envs: environments stepped together.
             episodes_per_batch: episodes per predict batch (the progress bar advances per batch).
             seed: base seed; each rank and each restart of the collection draws its own.
+            record_outputs: also record the policy's value and its extra outputs at every step (a recurrent
+                agent's hidden state fed into each step, ``hx``), as fields ``value`` and ``hx``.
+            video: write a GIF of the run's first ``video_episodes`` episodes here when collection ends
+                (frames from ``obs/<video_key>``, uint8 [3, H, W] or [H, W, 3]).
         """
         super().__init__()
         if episodes < 1 or num_envs < 1 or episodes_per_batch < 1:
@@ -105,9 +126,11 @@ class CollectDataModule(L.LightningDataModule):
         self.num_envs = num_envs
         self.episodes_per_batch = episodes_per_batch
         self.seed = seed
+        self.record_outputs = record_outputs
+        self.video, self.video_episodes, self.video_key = video, video_episodes, video_key
 
         probe = make_vector_env(env, num_envs=1, seed=0, **self.env_kwargs)
-        self.num_actions = int(probe.single_action_space.n)
+        self.num_actions, self.action_dim, self.obs_dim = env_shapes(probe)
         vocab = getattr(probe, "vocab", None)
         self.vocab: list[str] | None = list(vocab.words) if vocab is not None else None
         self.store_metadata: dict[str, Any] = {"env": env, "env_kwargs": self.env_kwargs}
@@ -144,7 +167,8 @@ class CollectDataModule(L.LightningDataModule):
                 # Seeds depend on how many episodes existed when this run started, so a resumed collection
                 # does not repeat the episodes it already recorded.
                 seed = stream_seed(self.seed, rank, COLLECT_STREAM + 1 + start, have)
-                requests.append(CollectionRequest(collector, quota, self._writer, self.tags, self.greedy, seed))
+                requests.append(CollectionRequest(collector, quota, self._writer, self.tags, self.greedy, seed,
+                                                  self.record_outputs))
         return DataLoader(requests, batch_size=None, collate_fn=lambda request: request, num_workers=0)
 
     def teardown(self, stage: str) -> None:
@@ -163,3 +187,8 @@ class CollectDataModule(L.LightningDataModule):
                 rate = f", success rate {np.mean(known):.3f}" if known else ""
                 steps = sum(r.length for r in refs)
                 rank_zero_info(f"collect: {self.store_path} now holds {len(refs)} episodes ({steps} steps){rate}")
+                if self.video and refs:
+                    from lit_rlseq.rollouts.video import write_episodes_gif
+
+                    write_episodes_gif(store, refs[: self.video_episodes], self.video_key, self.video)
+                    rank_zero_info(f"collect: wrote {self.video} ({min(len(refs), self.video_episodes)} episodes)")
