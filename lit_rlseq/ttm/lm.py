@@ -367,3 +367,6 @@ class TextLM(TextAgent):
 
     def on_predict_start(self) -> None:
         self.gpt.eval()
+        # Sampling is one sequence, one token at a time: a second intra-op thread only adds synchronisation.
+        # Measured on a loaded 2-core machine: 0.14 s per token with 2 threads, 0.009 s with 1.
+        torch.set_num_threads(1)
