@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lit_rlseq.cli import run_cli
+from lit_rlseq.cli import STANDALONE_STAGES, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -23,6 +23,8 @@ CONFIGS_BY_SYSTEM = {
     "procgen": {"procgen_sim"},
     "fwp": {"fwp_atari"},
     "ppo": {"toy_ppo", "ppo_hopper"},
+    "ttm": {"ttm_cooking_teacher", "ttm_cooking_write_finetune", "ttm_cooking_finetune", "ttm_cooking_student_train",
+            "ttm_cooking_student_test"},
 }
 
 
@@ -65,11 +67,29 @@ def ppo_command(name: str, tmp_path: Path, request) -> list[str]:
     return args
 
 
+def ttm_command(name: str, tmp_path: Path, request) -> list[str]:
+    """TTM stages: games from the session's tw-make cache, a store/JSONL/checkpoint from the session fixtures."""
+    from tests.conftest import TINY_LM
+
+    if name == "ttm_cooking_write_finetune":
+        return ["write_finetune", f"--store={request.getfixturevalue('ttm_store')}",
+                f"--finetune_path={tmp_path / 'out.jsonl'}"]
+    if name == "ttm_cooking_finetune":
+        return ["fit", f"--data.init_args.path={request.getfixturevalue('ttm_jsonl')}", *TINY_LM]
+    play = ["play", f"--data.init_args.store={tmp_path / 'store'}", "--data.init_args.max_rollouts=1",
+            "--data.init_args.games=1", f"--data.init_args.game_cache={request.getfixturevalue('cooking_cache')}"]
+    if name.startswith("ttm_cooking_student"):
+        play += [f"--model.init_args.init_from={request.getfixturevalue('ttm_checkpoint')}",
+                 "--data.init_args.max_actions=3"]
+    return play
+
+
 COMMANDS: dict[str, Callable[[str, Path, object], list[str]]] = {
     "procgen_": procgen_command,
     "fwp_atari": fwp_command,
     "toy_ppo": ppo_command,
     "ppo_hopper": ppo_command,
+    "ttm_": ttm_command,
     "ldd_messenger": lambda name, tmp_path, request: ldd_command(name, tmp_path, request, "messenger_demos"),
 }
 
@@ -90,6 +110,9 @@ def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, request):
         assert base_of(config).exists(), f"{config.name}: no base config {base_of(config).name}"
         configs = ["--config", str(base_of(config)), *configs]
     subcommand, *overrides = command_for(base_of(config) if config in OVERLAYS else config, tmp_path, request)
+    if subcommand in STANDALONE_STAGES:
+        run_cli([subcommand, *configs, *overrides])
+        return
     cli = run_cli([subcommand, *configs, "--trainer.fast_dev_run=true", "--trainer.enable_progress_bar=false",
                    *overrides])
     if subcommand == "fit" and hasattr(cli.model, "frames"):
