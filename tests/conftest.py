@@ -72,3 +72,7 @@ def procgen_store(tmp_path_factory, procgen_agent_ckpt):
     path = tmp_path_factory.mktemp("procgen_store") / "store"
     record(path, load_agent(procgen_agent_ckpt, SMALL_AGENT), episodes=4)
     return path
+
+
+# Trajectory Transformer artifacts (a Hopper-shaped dataset, tiny TT and BC checkpoints): tests/tt_fixtures.py
+from tests.tt_fixtures import bc_checkpoint, tt_checkpoint, tt_store  # noqa: E402,F401

@@ -22,6 +22,7 @@ CONFIGS_BY_SYSTEM = {
     "ldd_messenger": {"ldd_messenger_collect", "ldd_messenger_dynamics"},
     "procgen": {"procgen_sim"},
     "fwp": {"fwp_atari"},
+    "trajectory": {"tt_hopper", "tt_hopper_bc", "tt_hopper_evaluate", "tt_hopper_bc_evaluate"},
 }
 
 
@@ -57,7 +58,14 @@ def fwp_command(name: str, tmp_path: Path, request) -> list[str]:
             "--data.init_args.eval_num_envs=2"]
 
 
+def tt_command(name: str, tmp_path: Path, request) -> list[str]:
+    from tests.tt_fixtures import tt_command as command
+
+    return command(name, tmp_path, request)
+
+
 COMMANDS: dict[str, Callable[[str, Path, object], list[str]]] = {
+    "tt_": tt_command,
     "procgen_": procgen_command,
     "fwp_atari": fwp_command,
     "ldd_messenger": lambda name, tmp_path, request: ldd_command(name, tmp_path, request, "messenger_demos"),
