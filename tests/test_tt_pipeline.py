@@ -43,6 +43,7 @@ def test_comparison_table_and_chart(tmp_path):
         (tmp_path / "results" / f"{kind}_hopper-medium.json").write_text(json.dumps(
             {"episodes": 10, "return": score * 30, "return_se": 5.0, "score": score, "score_se": 1.5}))
     table = compare(tmp_path, "hopper", ["medium", "medium-replay"])
-    assert "| hopper-medium | 31.4 ± 0.3 | 25.0 ± 1.5 | 40.0 ± 1.5 |" in table
+    assert "| hopper-medium | 31.4 ± 0.3 | 25.0 ± 1.5 | 40.0 ± 1.5 | 1000.0 ± 10.0 | 750.0 ± 5.0 | 1200.0 ± 5.0 " \
+           "| 50 / 9000 | 10 / 10 |" in table
     assert "| hopper-medium-replay | n/a | n/a | n/a |" in table
     assert (tmp_path / "comparison.png").stat().st_size > 0

@@ -147,13 +147,16 @@ def compare(out: Path, task: str, datasets: list[str]) -> str:
         f"Trajectory Transformer vs behaviour cloning on our {task} datasets: D4RL-normalised score (mean ± s.e. "
         "over evaluation episodes; for the dataset, over its episodes) and raw return",
         "",
-        "| dataset | dataset episodes | BC | TT | dataset return | BC return | TT return | episodes (BC / TT) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| dataset | dataset episodes | BC | TT | dataset return | BC return | TT return | dataset size (episodes / "
+        "transitions) | evaluation episodes (BC / TT) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         n = " / ".join(str(r[k]["episodes"]) if r[k] else "-" for k in ("bc", "tt"))
+        size = f"{r['data']['episodes']} / {r['data']['transitions']}" if r["data"] else "n/a"
         lines.append(f"| {r['dataset']} | {cell(r['data'])} | {cell(r['bc'])} | {cell(r['tt'])} | "
-                     f"{cell(r['data'], 'return')} | {cell(r['bc'], 'return')} | {cell(r['tt'], 'return')} | {n} |")
+                     f"{cell(r['data'], 'return')} | {cell(r['bc'], 'return')} | {cell(r['tt'], 'return')} | {size} "
+                     f"| {n} |")
     plot(out / "comparison.png", rows, task)
     lines += ["", f"bar chart: {out / 'comparison.png'}"]
     return "\n".join(lines)
