@@ -97,7 +97,7 @@ def plan(out: Path, env: str, task: str, datasets: list[str], scale: str, episod
                 f"--model.init_args.checkpoint={out / f'{kind}_{name}' / 'checkpoints' / 'last.ckpt'}",
                 f"--model.init_args.dataset={name}", f"--model.init_args.results={result}",
                 f"--data.init_args.store={eval_store}", f"--data.init_args.episodes={episodes}",
-                f"--data.init_args.run_id=eval_{kind}_{name}", *extra[f"eval_{kind}"],
+                f"--data.init_args.run_id=eval_{kind}_{name}", *logger(f"evaluate_{kind}_{name}"), *extra[f"eval_{kind}"],
             ], result=result))
     return stages
 
