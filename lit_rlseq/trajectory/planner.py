@@ -157,7 +157,11 @@ class _ReferenceSource:
 
 
 class _CachedSource:
-    """The same logits from a KV cache of the current crop window, fed lazily with the tokens it has not seen."""
+    """The same logits from a KV cache of the current crop window, fed lazily with the tokens it has not seen.
+
+    Row selections are applied to the cache lazily too: when the window moves before the cache is used again
+    (after the beam selection, at the next observation's first token), the cache is rebuilt rather than copied.
+    """
 
     def __init__(self, model: TrajectoryGPT, x: torch.Tensor, block: int):
         self.model, self.x, self.block = model, x, block
@@ -165,16 +169,21 @@ class _CachedSource:
         self.cache = model.new_cache(len(x), capacity=block)
         logits, _ = model(x[:, self.start :], cache=self.cache)
         self.logits = logits[:, -1]  # valid while the cache covers all of x
+        self.rows: torch.Tensor | None = None  # selection not yet applied to the cache and logits
 
     def next_logits(self) -> torch.Tensor:
         length = self.x.shape[1]
         start = crop_start(length, self.block, self.model.config.transition_dim)
-        seen = self.start + self.cache.length
         if start != self.start:  # the window moved: positions restart, re-encode it
-            self.start = start
+            self.start, self.rows = start, None
             self.cache = self.model.new_cache(len(self.x), capacity=self.block)
             self.logits = self.model(self.x[:, start:], cache=self.cache)[0][:, -1]
-        elif seen < length:
+            return self.logits
+        if self.rows is not None:
+            self.cache, self.logits = self.cache.index_select(self.rows), self.logits[self.rows]
+            self.rows = None
+        seen = self.start + self.cache.length
+        if seen < length:
             self.logits = self.model(self.x[:, seen:], cache=self.cache)[0][:, -1]
         return self.logits
 
@@ -183,8 +192,7 @@ class _CachedSource:
 
     def select(self, rows: torch.Tensor) -> None:
         self.x = self.x[rows]
-        self.cache = self.cache.index_select(rows)
-        self.logits = self.logits[rows]
+        self.rows = rows if self.rows is None else self.rows[rows]
 
 
 def _search(
