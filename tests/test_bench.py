@@ -15,6 +15,10 @@ def test_the_benchmarks_issue_2_and_3_ask_for_are_registered():
     assert {"rollouts.windows", "rollouts.bytes", "loops.toy_impala", "rtfm.env_steps", "ldd.rtfm_baseline"} <= set(BENCHMARKS)
 
 
+def test_the_ppo_benchmarks_are_registered():
+    assert {"ppo.toy", "ppo.hopper"} <= set(BENCHMARKS)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_benchmark_runs_and_reports_finite_figures(name):

@@ -22,6 +22,7 @@ CONFIGS_BY_SYSTEM = {
     "ldd_messenger": {"ldd_messenger_collect", "ldd_messenger_dynamics"},
     "procgen": {"procgen_sim"},
     "fwp": {"fwp_atari"},
+    "ppo": {"toy_ppo", "ppo_hopper"},
     "trajectory": {"tt_hopper", "tt_hopper_bc", "tt_hopper_evaluate", "tt_hopper_bc_evaluate"},
 }
 
@@ -58,6 +59,13 @@ def fwp_command(name: str, tmp_path: Path, request) -> list[str]:
             "--data.init_args.eval_num_envs=2"]
 
 
+def ppo_command(name: str, tmp_path: Path, request) -> list[str]:
+    args = ["fit", "--data.init_args.eval_episodes=4"]
+    if name == "ppo_hopper":  # one short batch (still >= the 32 minibatches)
+        args.append("--data.init_args.unroll_length=64")
+    return args
+
+
 def tt_command(name: str, tmp_path: Path, request) -> list[str]:
     from tests.tt_fixtures import tt_command as command
 
@@ -68,6 +76,8 @@ COMMANDS: dict[str, Callable[[str, Path, object], list[str]]] = {
     "tt_": tt_command,
     "procgen_": procgen_command,
     "fwp_atari": fwp_command,
+    "toy_ppo": ppo_command,
+    "ppo_hopper": ppo_command,
     "ldd_messenger": lambda name, tmp_path, request: ldd_command(name, tmp_path, request, "messenger_demos"),
 }
 

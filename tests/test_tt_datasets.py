@@ -25,8 +25,6 @@ def test_checkpoints_are_found_in_epoch_order(tmp_path):
 
 @pytest.mark.slow
 def test_datasets_from_a_tiny_ppo_run(tmp_path):
-    pytest.importorskip("lit_rlseq.envs.mujoco")
-    pytest.importorskip("lit_rlseq.loops.ppo")
     from lit_rlseq.cli import run_cli
     from lit_rlseq.rollouts import RolloutStore
     from lit_rlseq.trajectory.datasets import make_datasets

@@ -80,7 +80,6 @@ def test_planner_context_longer_than_the_checkpoints_block_is_refused(tt_checkpo
 
 @pytest.mark.slow
 def test_evaluation_rounds_in_hopper_record_every_episode(tt_checkpoint, bc_checkpoint, tmp_path):
-    pytest.importorskip("lit_rlseq.envs.mujoco")
     import lightning as L
 
     from lit_rlseq.rollouts import RolloutStore

@@ -42,8 +42,6 @@ def tt_command(name: str, tmp_path: Path, request) -> list[str]:
     """fit: on the synthetic store; evaluate: the tiny checkpoints, 2 envs, 3 steps, a tiny planner."""
     if not name.endswith("_evaluate"):
         return ["fit", f"--data.init_args.path={request.getfixturevalue('tt_store')}"]
-    # The MuJoCo env family arrives with the PPO branch; until it is merged the evaluation configs cannot run.
-    pytest.importorskip("lit_rlseq.envs.mujoco")
     checkpoint = request.getfixturevalue("bc_checkpoint" if "_bc" in name else "tt_checkpoint")
     args = ["evaluate", f"--model.init_args.checkpoint={checkpoint}", f"--model.init_args.results={tmp_path}/r.json",
             "--model.init_args.progress=false", f"--data.init_args.store={tmp_path / 'eval'}",
