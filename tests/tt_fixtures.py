@@ -41,7 +41,7 @@ def bc_checkpoint(tt_store, tmp_path_factory):
 def tt_command(name: str, tmp_path: Path, request) -> list[str]:
     """fit: on the synthetic store; evaluate: the tiny checkpoints, 2 envs, 3 steps, a tiny planner."""
     if not name.endswith("_evaluate"):
-        return ["fit", f"--data.init_args.path={request.getfixturevalue('tt_store')}"]
+        return ["fit", f"--data.init_args.path={request.getfixturevalue('tt_store')}", "--data.init_args.batch_size=16"]
     checkpoint = request.getfixturevalue("bc_checkpoint" if "_bc" in name else "tt_checkpoint")
     args = ["evaluate", f"--model.init_args.checkpoint={checkpoint}", f"--model.init_args.results={tmp_path}/r.json",
             "--model.init_args.progress=false", f"--data.init_args.store={tmp_path / 'eval'}",
