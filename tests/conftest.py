@@ -104,3 +104,7 @@ def ttm_checkpoint(ttm_jsonl, tmp_path_factory):
              f"--trainer.logger.init_args.save_dir={out}", "--trainer.max_steps=2", "--trainer.enable_progress_bar=false",
              *TINY_LM])
     return out / "ttm_cooking" / "lm" / "checkpoints" / "last.ckpt"
+
+
+# Trajectory Transformer artifacts (a Hopper-shaped dataset, tiny TT and BC checkpoints): tests/tt_fixtures.py
+from tests.tt_fixtures import bc_checkpoint, tt_checkpoint, tt_store  # noqa: E402,F401

@@ -42,3 +42,7 @@ def test_unknown_benchmark_is_an_error(capsys):
     with pytest.raises(SystemExit):
         main(["no.such.bench"])
     assert "unknown benchmark" in capsys.readouterr().err
+
+
+def test_the_trajectory_transformer_benchmarks_are_registered():
+    assert {"trajectory.planner_latency", "trajectory.planning_throughput", "trajectory.training"} <= set(BENCHMARKS)

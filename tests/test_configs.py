@@ -25,6 +25,7 @@ CONFIGS_BY_SYSTEM = {
     "ppo": {"toy_ppo", "ppo_hopper"},
     "ttm": {"ttm_cooking_teacher", "ttm_cooking_write_finetune", "ttm_cooking_finetune", "ttm_cooking_student_train",
             "ttm_cooking_student_test"},
+    "trajectory": {"tt_hopper", "tt_hopper_bc", "tt_hopper_evaluate", "tt_hopper_bc_evaluate"},
 }
 
 
@@ -82,9 +83,13 @@ def ttm_command(name: str, tmp_path: Path, request) -> list[str]:
         play += [f"--model.init_args.init_from={request.getfixturevalue('ttm_checkpoint')}",
                  "--data.init_args.max_actions=3"]
     return play
+def tt_command(name: str, tmp_path: Path, request) -> list[str]:
+    from tests.tt_fixtures import tt_command as command
+    return command(name, tmp_path, request)
 
 
 COMMANDS: dict[str, Callable[[str, Path, object], list[str]]] = {
+    "tt_": tt_command,
     "procgen_": procgen_command,
     "fwp_atari": fwp_command,
     "toy_ppo": ppo_command,
