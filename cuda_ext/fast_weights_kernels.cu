@@ -85,6 +85,23 @@ __device__ __forceinline__ void delta_step_backward(int d, const float* sWp, flo
   __syncthreads();
 }
 
+// Backward, per step: loads the prior state W'_t (column j = threadIdx.x) and the step's key and query into shared
+// memory, recomputes the write u (into su) and returns v_j - v̄_j. Ends synchronised.
+__device__ __forceinline__ float load_step(int d, const float* prior, float* sWp, float* sk, float* sq, float* su,
+                                           float kj, float qj, float v, float beta, bool sum_rule) {
+  const int j = threadIdx.x;
+  for (int i = 0; i < d; ++i) sWp[i * d + j] = prior[i * d + j];
+  sk[j] = kj;
+  sq[j] = qj;
+  __syncthreads();
+  float vbar = 0.f;
+  for (int i = 0; i < d; ++i) vbar += sWp[i * d + j] * sk[i];
+  const float diff = v - vbar;
+  su[j] = sum_rule ? v : beta * diff;
+  __syncthreads();
+  return diff;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // LT (sum_rule) and Delta Net.
 __global__ void delta_forward_kernel(const float* __restrict__ q, const float* __restrict__ k,
@@ -139,16 +156,9 @@ __global__ void delta_backward_kernel(const float* __restrict__ q, const float* 
   for (int t = T - 1; t >= 0; --t) {
     const size_t x = ((size_t)bh * T + t) * d;
     const float bt = sum_rule ? 0.f : beta[(size_t)bh * T + t];
-    for (int i = 0; i < d; ++i) sWp[i * d + j] = Wprior[((size_t)bh * T + t) * dd + i * d + j];
-    sk[j] = k[x + j];
-    sq[j] = q[x + j];
     sgy[j] = gout[x + j];
-    __syncthreads();
-    float vbar = 0.f;
-    for (int i = 0; i < d; ++i) vbar += sWp[i * d + j] * sk[i];
-    const float diff = v[x + j] - vbar;
-    su[j] = sum_rule ? v[x + j] : bt * diff;
-    __syncthreads();
+    const float diff = load_step(d, Wprior + ((size_t)bh * T + t) * dd, sWp, sk, sq, su, k[x + j], q[x + j], v[x + j],
+                                 bt, sum_rule);
     float a, c, e, gb;
     delta_step_backward(d, sWp, sG, sq, sk, su, sgy, sgv, red, diff, bt, sum_rule, a, c, e, gb);
     gq[x + j] = a;
@@ -392,32 +402,16 @@ __global__ void delta_rnn_backward_kernel(const float* __restrict__ q, const flo
     gh += gout[x + j];
     float a, c, e, gb;
     // z = W_tᵀ q (the W part), dL/dz = gh.
-    for (int i = 0; i < d; ++i) sWp[i * d + j] = Wprior[xs * dd + i * d + j];
-    sk[j] = k[x + j];
-    sq[j] = q[x + j];
     sgy[j] = gh;
-    __syncthreads();
-    float vbar = 0.f;
-    for (int i = 0; i < d; ++i) vbar += sWp[i * d + j] * sk[i];
-    float diff = v[x + j] - vbar;
-    su[j] = beta[xs] * diff;
-    __syncthreads();
+    float diff = load_step(d, Wprior + xs * dd, sWp, sk, sq, su, k[x + j], q[x + j], v[x + j], beta[xs], false);
     delta_step_backward(d, sWp, sGW, sq, sk, su, sgy, sgv, red, diff, beta[xs], false, a, c, e, gb);
     gq[x + j] = a;
     gk[x + j] = c;
     gv[x + j] = e;
     if (j == 0) gbeta[xs] = gb;
     // read = R_tᵀ p (the R part), dL/dread = gh; gp = dL/dp.
-    for (int i = 0; i < d; ++i) sWp[i * d + j] = Rprior[xs * dd + i * d + j];
     const float pj = P[x + j];
-    sk[j] = kr[x + j];
-    sq[j] = pj;
-    __syncthreads();
-    vbar = 0.f;
-    for (int i = 0; i < d; ++i) vbar += sWp[i * d + j] * sk[i];
-    diff = vr[x + j] - vbar;
-    su[j] = betar[xs] * diff;
-    __syncthreads();
+    diff = load_step(d, Rprior + xs * dd, sWp, sk, sq, su, kr[x + j], pj, vr[x + j], betar[xs], false);
     delta_step_backward(d, sWp, sGR, sq, sk, su, sgy, sgv, red, diff, betar[xs], false, a, c, e, gb);
     gkr[x + j] = c;
     gvr[x + j] = e;
