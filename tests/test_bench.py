@@ -13,6 +13,7 @@ BENCHMARKS = sorted(load_all())
 
 def test_the_benchmarks_issue_2_and_3_ask_for_are_registered():
     assert {"rollouts.windows", "rollouts.bytes", "loops.toy_impala", "rtfm.env_steps", "ldd.rtfm_baseline"} <= set(BENCHMARKS)
+    assert {"fwp.rules", "fwp.collector", "fwp.learner", "fwp.atari_vector"} <= set(BENCHMARKS)  # issue 8
 
 
 def test_the_ppo_benchmarks_are_registered():

@@ -83,8 +83,11 @@ def ttm_command(name: str, tmp_path: Path, request) -> list[str]:
         play += [f"--model.init_args.init_from={request.getfixturevalue('ttm_checkpoint')}",
                  "--data.init_args.max_actions=3"]
     return play
+
+
 def tt_command(name: str, tmp_path: Path, request) -> list[str]:
     from tests.tt_fixtures import tt_command as command
+
     return command(name, tmp_path, request)
 
 
