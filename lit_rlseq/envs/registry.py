@@ -20,6 +20,7 @@ FAMILIES: dict[str, str] = {
     "rtfm": "lit_rlseq.envs.rtfm:make_vector_env",
     "nethack": "lit_rlseq.envs.nethack:make_vector_env",
     "touchdown": "lit_rlseq.envs.touchdown:make_vector_env",
+    "alfworld": "lit_rlseq.envs.alfworld:make_vector_env",
 }
 
 
