@@ -26,6 +26,8 @@ def command_for(config: Path, tmp_path: Path, demos: Path, dynamics: Path) -> li
         args.append(f"--data.init_args.path={demos}")
     if name == "ldd_rtfm":
         args.append(f"--model.init_args.dynamics_checkpoint={dynamics}")
+    if name.startswith("ldd_nethack"):  # a greedy NetHack policy may wait until the step limit
+        args += ["--data.init_args.eval_env_kwargs={max_steps: 20}", "--data.init_args.num_workers=0"]
     return args
 
 
@@ -46,5 +48,5 @@ def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, rtfm_demos
 
 def test_every_config_is_covered():
     assert {p.stem for p in CONFIGS} == {"toy_impala", "ldd_rtfm_baseline", "ldd_rtfm_collect",
-                                         "ldd_rtfm_dynamics", "ldd_rtfm"}
+                                         "ldd_rtfm_dynamics", "ldd_rtfm", "ldd_nethack_baseline"}
     assert all(base_of(p) in CONFIGS for p in OVERLAYS)

@@ -4,12 +4,14 @@ from lit_rlseq.ldd.dynamics import DynamicsDataModule, DynamicsMetricsPlot, Dyna
 from lit_rlseq.ldd.distill import LDDImpala
 from lit_rlseq.ldd.expert import RTFMExpert
 from lit_rlseq.ldd.impala import TextGridImpala
+from lit_rlseq.ldd.nethack import NetHackImpala
 
 __all__ = [
     "DynamicsDataModule",
     "DynamicsMetricsPlot",
     "DynamicsModule",
     "LDDImpala",
+    "NetHackImpala",
     "RTFMExpert",
     "TextGridImpala",
     "load_dynamics_encoder",
