@@ -9,6 +9,7 @@ run (Lightning's start-up and the first unroll excluded). The limit steps the sa
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 from pathlib import Path
 
@@ -46,7 +47,8 @@ def env_only_steps_per_s(env_id: str, num_envs: int, steps: int, env_kwargs: dic
     rng = np.random.default_rng(0)
     start = time.perf_counter()
     for _ in range(steps):
-        keys = np.where(obs["valid"], rng.random(obs["valid"].shape), -1.0)
+        valid = obs.get("valid", np.ones((num_envs, env.single_action_space.n), dtype=bool))  # else all valid
+        keys = np.where(valid, rng.random(valid.shape), -1.0)
         obs, *_ = env.step(keys.argmax(1))
     return num_envs * steps / (time.perf_counter() - start)
 
@@ -61,7 +63,9 @@ def learner_vs_collector(name: str, config: Path, steps: int) -> list[BenchResul
         return OnlineDataModule(**{**eval_free, "num_workers": workers, "steps_per_epoch": steps_per_epoch})
 
     def make_module(dm: OnlineDataModule) -> L.LightningModule:
-        return model_class(vocab=dm.vocab, num_actions=dm.num_actions, **model_args)
+        linked = {"vocab": dm.vocab, "num_actions": dm.num_actions}  # as the CLI links them: where taken
+        takes = inspect.signature(model_class).parameters
+        return model_class(**{k: v for k, v in linked.items() if k in takes}, **model_args)
 
     dm = make_data(0, steps)
     module = make_module(dm)
