@@ -19,8 +19,10 @@ def tokenizer_path(root: Path) -> Path:
 
 def load_tokenizer(root: Path) -> Any:
     """The ``tokenizers.Tokenizer`` of a SILG checkout (the caller has checked that the file exists)."""
-    from tokenizers import Tokenizer
-
+    try:
+        from tokenizers import Tokenizer
+    except ImportError as e:
+        raise UserError(f"SILG's envs read their tokenizer with `tokenizers` ({e}): pip install -e '.[text]'") from e
     return Tokenizer.from_file(str(tokenizer_path(root)))
 
 
