@@ -17,6 +17,7 @@ MODULES = [
     "lit_rlseq.bench.txt2pi",
     "lit_rlseq.bench.loops",
     "lit_rlseq.bench.ldd",
+    "lit_rlseq.bench.messenger",
 ]
 
 
