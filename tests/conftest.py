@@ -51,3 +51,24 @@ def dynamics_checkpoint(rtfm_demos, tmp_path_factory):
              f"--trainer.logger.init_args.save_dir={out}", "--trainer.logger.init_args.name=dynamics",
              "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.enable_progress_bar=false"])
     return out / "dynamics" / "checkpoints" / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def procgen_agent_ckpt(tmp_path_factory):
+    """A checkpoint of a small random procgen agent (see tests/procgen_fixtures.py)."""
+    from tests.procgen_fixtures import SMALL_AGENT, save_agent_checkpoint
+
+    path = tmp_path_factory.mktemp("procgen_agent") / "agent.ckpt"
+    save_agent_checkpoint(path, SMALL_AGENT)
+    return path
+
+
+@pytest.fixture(scope="session")
+def procgen_store(tmp_path_factory, procgen_agent_ckpt):
+    """Four coinrun episodes recorded with that agent, with its hidden states."""
+    from lit_rlseq.procgen_sim.module import load_agent
+    from tests.procgen_fixtures import SMALL_AGENT, record
+
+    path = tmp_path_factory.mktemp("procgen_store") / "store"
+    record(path, load_agent(procgen_agent_ckpt, SMALL_AGENT), episodes=4)
+    return path

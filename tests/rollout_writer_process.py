@@ -33,6 +33,7 @@ def make_episode(i: int) -> Episode:
             "action": rng.integers(0, 15, size=length),
             "done": np.arange(length) == length - 1,
             "words": [f"step {t} of episode {i} é" * (t % 3) for t in range(length)],
+            "valid": [[f"go {k} ✓" * (k % 2) for k in range((t + i) % 4)] for t in range(length + 1)],
         },
         EpisodeTags(run_id="writer-process", epoch=i, metadata={"episode": i}),
     )

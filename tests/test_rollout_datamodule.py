@@ -15,6 +15,9 @@ from lit_rlseq.rollouts import Episode, EpisodeTags, RolloutDataModule, RolloutS
 from lit_rlseq.rollouts.datamodule import ArrayBatchSampler, SeededShuffle
 
 
+TEXT = ("words", "valid")
+
+
 def make_episode(e: int, length: int, partition: str = "teacher") -> Episode:
     t = np.arange(length)
     return Episode(
@@ -23,6 +26,7 @@ def make_episode(e: int, length: int, partition: str = "teacher") -> Episode:
             "action": 1000 * e + t,
             "done": t == length - 1,
             "words": [f"e{e}t{i}" for i in t],
+            "valid": [[f"e{e}t{i}v{k}" for k in range(i % 3)] for i in t],  # 0, 1 or 2 strings per step
         },
         EpisodeTags(run_id="r", epoch=e, partition=partition),
     )
@@ -50,7 +54,8 @@ def reference_windows(episodes: list[Episode], window: int, stride: int) -> list
                 rows = window + (episode.kind(name) == "state")
                 real = value[start : start + rows]
                 if isinstance(value, list):
-                    item[name] = real + [""] * (rows - len(real))
+                    padding = [] if isinstance(value[0], list) else ""
+                    item[name] = real + [padding] * (rows - len(real))
                 else:
                     item[name] = np.concatenate([real, np.zeros((rows - len(real), *value.shape[1:]), value.dtype)])
             item["mask"] = np.arange(window) < episode.length - start
@@ -77,6 +82,8 @@ def test_windows_padding_and_masks_by_hand(tmp_path):
     np.testing.assert_array_equal(batch["obs"][1, :, 0], [20, 30, 0, 0, 0])  # states 2, 3 of episode 0
     np.testing.assert_array_equal(batch["obs"][3, :, 1], [1021, 1031, 1041, 1051, 0])
     assert batch["words"][1] == ["e0t2", "", "", ""]
+    assert batch["valid"][1] == [["e0t2v0", "e0t2v1"], [], [], []]
+    assert batch["valid"][3] == [["e1t2v0", "e1t2v1"], [], ["e1t4v0"], []]
     np.testing.assert_array_equal(batch["done"][0], [False, False, True, False])
 
 
@@ -91,7 +98,10 @@ def test_windows_match_reference(tmp_path, window, stride):
     for key in expected[0]:
         got = batch[key]
         want = [item[key] for item in expected]
-        np.testing.assert_array_equal(got, np.asarray(want) if key != "words" else want, err_msg=key)
+        if key in TEXT:
+            assert got == want, key
+        else:
+            np.testing.assert_array_equal(got, np.asarray(want), err_msg=key)
     single = dm.train_dataset[len(expected) - 1]  # __getitem__ agrees with __getitems__
     np.testing.assert_array_equal(single["obs"], expected[-1]["obs"])
 
@@ -99,7 +109,7 @@ def test_windows_match_reference(tmp_path, window, stride):
 def assert_batch_matches(batch: dict, expected: list[dict]) -> None:
     for key in expected[0]:
         want = [item[key] for item in expected]
-        if key == "words":
+        if key in TEXT:
             assert batch[key] == want
         else:
             assert batch[key].is_contiguous(), key
@@ -326,7 +336,7 @@ def test_trainer_fits_on_windows(tmp_path):
         max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
     )
     trainer.fit(model, dm)
-    assert model.seen_keys == {"obs", "action", "done", "words", "mask", "state_mask", "episode", "start"}
+    assert model.seen_keys == {"obs", "action", "done", "words", "valid", "mask", "state_mask", "episode", "start"}
     assert trainer.num_training_batches == -(-len(dm.train_dataset) // 4)
     assert "val_loss" in trainer.callback_metrics
 

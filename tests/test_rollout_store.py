@@ -127,6 +127,77 @@ def test_round_trip_of_every_field_kind(tmp_path, rng):
         assert isinstance(f["fields/obs"], h5py.Group) and f["fields/obs/image"].shape == (14, 3, 8, 8)
 
 
+def text_episode(i: int, length: int, **tags) -> Episode:
+    """A text-game trajectory: observations, actions in words and the valid actions at every state."""
+    valid = [
+        [],  # no valid action
+        ["", "look"],  # an empty string among them
+        ["ouvrir la fenêtre", "取る 🍎", "x" * 300],
+        ["go north\n", "go\tsouth", "\u00e9\u0301", "\x00nul"],
+    ]
+    return Episode(
+        {
+            "observation": [f"room {i}.{t} 🏠" if t % 3 else "" for t in range(length + 1)],
+            "action": [["", "look", "go north"][(t + i) % 3] for t in range(length)],
+            "valid": [valid[(t + i) % 4] for t in range(length + 1)],
+            "reward": np.arange(length, dtype=np.float32) + i,
+        },
+        EpisodeTags(run_id="text", epoch=i, partition=["teacher", "student_train"][i % 2], **tags),
+    )
+
+
+def test_round_trip_of_text_trajectories_with_text_list_fields(tmp_path):
+    episodes = [text_episode(i, length) for i, length in enumerate([1, 5, 2, 7])]
+    # Every row empty: a text-list field holding no string at all, in an episode of its own.
+    episodes.append(
+        Episode(
+            {"observation": ["", "a"], "action": ["b"], "valid": [[], []], "reward": np.zeros(1, np.float32)},
+            EpisodeTags(run_id="text", epoch=4, partition="student_test"),
+        )
+    )
+    write(tmp_path / "s", episodes[:3], metadata={"game": "zork"})
+    write(tmp_path / "s", episodes[3:])
+    store = RolloutStore(tmp_path / "s")
+    assert store.schema["valid"].is_text_list and store.schema["valid"].describe() == "L+1 lists of strings"
+    assert not store.schema["action"].is_text_list and store.schema["action"].is_text
+    refs = store.episodes()
+    for ref, expected in zip(refs, episodes, strict=True):
+        assert_episodes_equal(store.load(ref), expected)
+    # Queried like any field: by tags, some fields, out of order, runs across both shards.
+    chosen = store.episodes(partition={"student_train", "student_test"})[::-1] + refs[:1]
+    assert [ref.tags.epoch for ref in chosen] == [4, 3, 1, 0]
+    loaded = store.load_fields(chosen, ["valid", "action"])
+    assert loaded.text_lists == {"valid"}
+    for i, ref in enumerate(chosen):
+        expected = episodes[ref.tags.epoch]
+        s0, s1 = loaded.state_offsets[i : i + 2]
+        assert loaded.fields["valid"][s0:s1].tolist() == expected.fields["valid"]
+        assert loaded.episode(i).fields["valid"] == expected.fields["valid"]
+    loaded.episode(0).fields["valid"][0].append("changed")  # an episode's lists are its own
+    assert loaded.episode(0).fields["valid"][0] == []
+    with h5py.File(store.shards[0], "r", swmr=True) as f:  # rows -> strings -> bytes
+        expected_rows = [row for e in episodes[:3] for row in e.fields["valid"]]
+        np.testing.assert_array_equal(f["fields/valid/row_ends"][:], np.cumsum([len(r) for r in expected_rows]))
+        assert f["fields/valid/ends"].shape == (sum(map(len, expected_rows)),)
+
+
+def test_text_list_fields_reject_bad_rows_and_schema_changes(tmp_path):
+    with pytest.raises(DataError, match=r"'valid': row 1 of a text-list field holds int 3"):
+        Episode({"valid": [["a"], ["b", 3]]}, EpisodeTags(run_id="r"))
+    with pytest.raises(DataError, match=r"'valid' has ragged value"):
+        Episode({"valid": [[1], [2, 3]]}, EpisodeTags(run_id="r"))
+    numeric = Episode({"x": [[1, 2], [3, 4]]}, EpisodeTags(run_id="r"))  # nested numbers stay numeric
+    assert numeric.fields["x"].shape == (2, 2)
+    assert Episode({"v": [(), ("a",)]}, EpisodeTags(run_id="r")).fields["v"] == [[], ["a"]]
+    store = RolloutStore(tmp_path / "s")
+    with store.writer() as writer:
+        writer.append(text_episode(0, 3))
+        strings_not_lists = text_episode(1, 3)
+        strings_not_lists.fields["valid"] = ["a"] * 4
+        with pytest.raises(DataError, match=r"field 'valid': .* expects L\+1 lists of strings, got L\+1 strings"):
+            writer.append(Episode(strings_not_lists.fields, strings_not_lists.tags))
+
+
 def test_query_by_tags_without_loading(tmp_path):
     episodes = [
         small_episode(0, partition="teacher", env="a"),

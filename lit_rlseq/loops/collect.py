@@ -28,12 +28,14 @@ COLLECT_STREAM = 2_000_000  # keeps collection seeds apart from training and eva
 
 
 def episode_fields(episode: RecordedEpisode) -> dict[str, np.ndarray]:
-    """How a recorded episode is laid out in a store: ``obs/<key>`` (L+1 rows), action, reward, logits (L)."""
+    """How a recorded episode is laid out in a store: ``obs/<key>`` (L+1 rows), action, reward, logits (L);
+    with recorded policy outputs also ``value`` and each extra output (e.g. ``hx``), L rows each."""
     return {
         **{f"obs/{k}": v for k, v in episode.obs.items()},
         "action": episode.action,
         "reward": episode.reward,
         "behaviour_logits": episode.behaviour_logits,
+        **episode.outputs,
     }
 
 
@@ -54,10 +56,12 @@ class CollectionRequest:
     tags: EpisodeTags
     greedy: bool
     seed: int
+    record_outputs: bool = False
 
     def run(self, policy: Policy) -> EpisodeStats:
         self.collector.reset(self.seed)
-        return self.collector.run_episodes(policy, self.episodes_per_env, greedy=self.greedy, on_episode=self._write)
+        return self.collector.run_episodes(policy, self.episodes_per_env, greedy=self.greedy, on_episode=self._write,
+                                           record_outputs=self.record_outputs)
 
     def _write(self, episode: RecordedEpisode) -> None:
         self.writer.append(recorded_episode(episode, self.tags))
@@ -79,6 +83,10 @@ class CollectDataModule(L.LightningDataModule):
         num_envs: int = 32,
         episodes_per_batch: int = 100,
         seed: int = 0,
+        record_outputs: bool = False,
+        video: str | None = None,
+        video_episodes: int = 4,
+        video_key: str = "rgb",
     ):
         """
         Args:
@@ -92,6 +100,10 @@ class CollectDataModule(L.LightningDataModule):
             num_envs: environments stepped together.
             episodes_per_batch: episodes per predict batch (the progress bar advances per batch).
             seed: base seed; each rank and each restart of the collection draws its own.
+            record_outputs: also record the policy's value and its extra outputs at every step (a recurrent
+                agent's hidden state fed into each step, ``hx``), as fields ``value`` and ``hx``.
+            video: write a GIF of the run's first ``video_episodes`` episodes here when collection ends
+                (frames from ``obs/<video_key>``, uint8 [3, H, W] or [H, W, 3]).
         """
         super().__init__()
         if episodes < 1 or num_envs < 1 or episodes_per_batch < 1:
@@ -105,6 +117,8 @@ class CollectDataModule(L.LightningDataModule):
         self.num_envs = num_envs
         self.episodes_per_batch = episodes_per_batch
         self.seed = seed
+        self.record_outputs = record_outputs
+        self.video, self.video_episodes, self.video_key = video, video_episodes, video_key
 
         probe = make_vector_env(env, num_envs=1, seed=0, **self.env_kwargs)
         self.num_actions = int(probe.single_action_space.n)
@@ -144,7 +158,8 @@ class CollectDataModule(L.LightningDataModule):
                 # Seeds depend on how many episodes existed when this run started, so a resumed collection
                 # does not repeat the episodes it already recorded.
                 seed = stream_seed(self.seed, rank, COLLECT_STREAM + 1 + start, have)
-                requests.append(CollectionRequest(collector, quota, self._writer, self.tags, self.greedy, seed))
+                requests.append(CollectionRequest(collector, quota, self._writer, self.tags, self.greedy, seed,
+                                                  self.record_outputs))
         return DataLoader(requests, batch_size=None, collate_fn=lambda request: request, num_workers=0)
 
     def teardown(self, stage: str) -> None:
@@ -163,3 +178,8 @@ class CollectDataModule(L.LightningDataModule):
                 rate = f", success rate {np.mean(known):.3f}" if known else ""
                 steps = sum(r.length for r in refs)
                 rank_zero_info(f"collect: {self.store_path} now holds {len(refs)} episodes ({steps} steps){rate}")
+                if self.video and refs:
+                    from lit_rlseq.rollouts.video import write_episodes_gif
+
+                    write_episodes_gif(store, refs[: self.video_episodes], self.video_key, self.video)
+                    rank_zero_info(f"collect: wrote {self.video} ({min(len(refs), self.video_episodes)} episodes)")

@@ -8,7 +8,7 @@ same episodes. Actions are sampled with the collector's own torch generator, whi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
@@ -40,6 +40,8 @@ class RecordedEpisode:
     behaviour_logits: np.ndarray  # [L, A]
     success: float  # 1.0 / 0.0, NaN when the env reports none
     env_index: int
+    # With ``record_outputs``: the policy's value [L] and its ``PolicyOutput.extras`` (e.g. "hx" [L, H]) per step.
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def policy_device(policy: Policy) -> torch.device:
@@ -64,6 +66,8 @@ class Collector:
         self._state: State | None = None
         self._episode_return = np.zeros(self.num_envs, dtype=np.float64)
         self._episode_length = np.zeros(self.num_envs, dtype=np.int64)
+        # The per-step outputs of the last ``_act`` besides the logits (value, extras), [B, ...] each.
+        self._outputs: dict[str, np.ndarray] = {}
 
     # -- state -----------------------------------------------------------------------------------------
     def reset(self, seed: int) -> None:
@@ -88,6 +92,7 @@ class Collector:
             actions = np.asarray(policy.act(self.env, self._obs), dtype=np.int64)
             logits = torch.full((self.num_envs, self.env.single_action_space.n), torch.finfo(torch.float32).min)
             logits[torch.arange(self.num_envs), torch.from_numpy(actions)] = 0.0
+            self._outputs = {}
             return actions, logits
         device = policy_device(policy)
         obs = {k: torch.from_numpy(v).to(device)[None] for k, v in self._obs.items()}
@@ -97,6 +102,9 @@ class Collector:
         with torch.no_grad():
             out = policy(obs, first, self._state)
         self._state = out.state
+        self._outputs = {"value": out.value[0].float().cpu().numpy()}
+        for name, value in (out.extras or {}).items():
+            self._outputs[name] = value[0].cpu().numpy()
         logits = out.logits[0].float().cpu()
         if greedy:
             actions = logits.argmax(-1)
@@ -176,18 +184,20 @@ class Collector:
         greedy: bool,
         on_episode: Callable[[RecordedEpisode], None] | None = None,
         max_env_steps: int | None = None,
+        record_outputs: bool = False,
     ) -> EpisodeStats:
         """Runs until env i has *started and finished* ``episodes_per_env[i]`` episodes since this call.
 
         Starts fresh episodes first (a reset with the next seed must have been done by the caller), so no
         episode is cut short and long episodes are not under-counted. ``on_episode`` receives every counted
         episode in full (observations, actions, rewards) when it ends. ``max_env_steps`` is a safety net for
-        policies that never end an episode in an env without a step limit.
+        policies that never end an episode in an env without a step limit. ``record_outputs`` adds the
+        network's value and ``PolicyOutput.extras`` at every step to the recorded episodes (``outputs``).
         """
         quota = np.broadcast_to(np.asarray(episodes_per_env, dtype=np.int64), (self.num_envs,)).copy()
         counted = np.zeros(self.num_envs, dtype=np.int64)
         record = on_episode is not None
-        steps: list[list[tuple[dict[str, np.ndarray], int, float, np.ndarray]]] = [[] for _ in range(self.num_envs)]
+        steps: list[list[tuple]] = [[] for _ in range(self.num_envs)]
         results: list[EpisodeStats] = []
         env_steps = 0
         while (counted < quota).any():
@@ -203,9 +213,10 @@ class Collector:
             active = counted < quota
             if record:
                 for i in np.flatnonzero(active):
+                    outputs = {k: v[i].copy() for k, v in self._outputs.items()} if record_outputs else {}
                     steps[i].append(
                         ({k: v[i].copy() for k, v in obs_before.items()}, int(actions[i]), float(reward[i]),
-                         logits[i].numpy())
+                         logits[i].numpy(), outputs)
                     )
             stats = self._finish(done, info)
             ended = np.flatnonzero(done)
@@ -225,7 +236,7 @@ class Collector:
 
 
 def _assemble(
-    steps: list[tuple[dict[str, np.ndarray], int, float, np.ndarray]],
+    steps: list[tuple[dict[str, np.ndarray], int, float, np.ndarray, dict[str, np.ndarray]]],
     final_obs: dict[str, np.ndarray],
     success: float,
     env_index: int,
@@ -239,4 +250,5 @@ def _assemble(
         behaviour_logits=np.stack([s[3] for s in steps]).astype(np.float32),
         success=success,
         env_index=env_index,
+        outputs={k: np.stack([s[4][k] for s in steps]) for k in steps[0][4]},
     )

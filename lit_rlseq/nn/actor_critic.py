@@ -20,6 +20,9 @@ class PolicyOutput(NamedTuple):
     logits: torch.Tensor  # [T, B, A]; invalid actions already masked to a large negative number
     value: torch.Tensor  # [T, B]
     state: State  # state after the last observation
+    # Optional per-step outputs a network exposes for recording (e.g. "hx": the recurrent state fed into every
+    # step, [T, B, ...]); collectors asked to record policy outputs store each as a field of the episode.
+    extras: dict[str, torch.Tensor] | None = None
 
 
 class ActorCritic(nn.Module):

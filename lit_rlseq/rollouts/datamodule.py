@@ -3,7 +3,7 @@
 ``setup()`` selects episodes by tags, splits them into train and validation *by episode* (deterministic
 given ``seed``), loads the chosen fields into memory and indexes the windows: ``window`` transitions
 starting at transition 0, ``stride``, ``2 * stride``, ... of every episode. A window that runs past the end
-of its episode is padded with zeros ("" for text).
+of its episode is padded with zeros ("" for text, [] for text lists).
 
 A batch is a dict:
 
@@ -12,7 +12,8 @@ A batch is a dict:
   ``state_mask``: bool ``[B, window + 1]`` (present when a per-state field is selected);
 * ``episode``: int64 ``[B]``, the window's episode as an index into ``datamodule.episodes.refs``;
   ``start``: int64 ``[B]``, the window's first transition within its episode;
-* text fields are nested lists ``[B][window]`` of str; everything else is a torch tensor.
+* text fields are nested lists ``[B][window]`` of str (text-list fields: of ``list[str]``); everything else is a
+  torch tensor.
 
 Extension point: subclasses override ``transform_batch(batch) -> batch`` to turn this dict into what their
 model eats (tokenise, discretise, pick targets). It is the DataLoader's ``collate_fn``: it runs in the worker
@@ -124,6 +125,13 @@ class WindowDataset(Dataset):
             # Numeric fields go straight into their tensor of the batch. mode="clip": padding rows past the end
             # of the arrays read the last row (zeroed below); it is also several times faster than the default.
             values = array.take(rows[kind], axis=0, out=arrays.get(name), mode="clip")
+            if name in self.episodes.text_lists:  # copies, so a consumer cannot change the loaded lists
+                nested = [[list(strings) for strings in window] for window in values.tolist()]
+                width = values.shape[1]
+                for position in padding[kind].tolist():
+                    nested[position // width][position % width] = []
+                batch[name] = nested
+                continue
             values.reshape(-1, *array.shape[1:])[padding[kind]] = "" if is_text else 0
             if is_text:
                 batch[name] = values.tolist()

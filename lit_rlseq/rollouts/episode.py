@@ -5,9 +5,16 @@ An episode of ``L`` transitions has two kinds of fields, told apart by their lea
 * per-transition fields have ``L`` rows (actions, rewards, logits, actions in words, ...);
 * per-state fields have ``L + 1`` rows (observations including the final one, recurrent hidden states).
 
-Numeric fields are numpy arrays of any bool/int/uint/float dtype and trailing shape (uint8 frames, float
-hidden states, int64 token ids, bool masks). Text fields are ``list[str]``, one string per row. A field named
-with "/" (``"obs/name"``) is stored nested in HDF5 groups.
+Field types (``FieldSpec.dtype``):
+
+* numeric: a numpy array of any bool/int/uint/float dtype and trailing shape (uint8 frames, float hidden
+  states, int64 token ids, bool masks); the spec's dtype is the numpy dtype string (``"|u1"``, ``"<f4"``);
+* text, ``"str"``: ``list[str]``, one string per row (the observation text, the action in words);
+* text lists, ``"str_list"``: ``list[list[str]]``, a list of any number of strings per row, each of any length
+  (the valid actions at each step, the inventory items).
+
+Strings may be empty and hold any unicode; they are stored as UTF-8 and read back exactly. A field named with
+"/" (``"obs/name"``) is stored nested in HDF5 groups.
 """
 
 from __future__ import annotations
@@ -20,8 +27,11 @@ import numpy as np
 
 from lit_rlseq.errors import DataError
 
-FieldValue = np.ndarray | list[str]
+FieldValue = np.ndarray | list[str] | list[list[str]]
 FieldKind = Literal["transition", "state"]
+
+TEXT = "str"  # FieldSpec.dtype of a text field: one string per row
+TEXT_LIST = "str_list"  # FieldSpec.dtype of a text-list field: a list of strings per row
 
 NUMERIC_DTYPE_KINDS = "biuf"  # bool, signed int, unsigned int, float
 
@@ -68,15 +78,22 @@ class FieldSpec:
     """What one field looks like in every episode of a shard: its kind, dtype and trailing shape."""
 
     kind: FieldKind
-    dtype: str  # numpy dtype string such as "<f4", or "str" for text fields
+    dtype: str  # numpy dtype string such as "<f4"; TEXT ("str") or TEXT_LIST ("str_list") for text fields
     shape: tuple[int, ...]  # trailing shape (after the leading row dimension); () for text
 
     @property
     def is_text(self) -> bool:
-        return self.dtype == "str"
+        """Text of either kind: one string per row, or a list of strings per row."""
+        return self.dtype in (TEXT, TEXT_LIST)
+
+    @property
+    def is_text_list(self) -> bool:
+        return self.dtype == TEXT_LIST
 
     def describe(self) -> str:
         rows = "L" if self.kind == "transition" else "L+1"
+        if self.is_text_list:
+            return f"{rows} lists of strings"
         if self.is_text:
             return f"{rows} strings"
         return f"{np.dtype(self.dtype).name}[{', '.join([rows, *map(str, self.shape)])}]"
@@ -136,29 +153,57 @@ class Episode:
         specs = {}
         for name, value in self.fields.items():
             if isinstance(value, list):
-                specs[name] = FieldSpec(self.kind(name), "str", ())
+                is_list = bool(value) and isinstance(value[0], list)
+                specs[name] = FieldSpec(self.kind(name), TEXT_LIST if is_list else TEXT, ())
             else:
                 specs[name] = FieldSpec(self.kind(name), value.dtype.str, tuple(value.shape[1:]))
         return specs
 
 
 def _normalise_field(name: str, value: Any) -> FieldValue:
-    """Accept numeric arrays and lists of str; turn numpy string arrays into lists; reject the rest."""
+    """Accept numeric arrays, lists of str and lists of lists of str; turn numpy string arrays into lists;
+    reject the rest."""
     if isinstance(value, np.ndarray) and value.dtype.kind == "U":
         if value.ndim != 1:
             raise DataError(f"episode field {name!r}: a text field must be one string per row, got shape {value.shape}")
         return value.tolist()
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return list(value)
-    array = np.asarray(value)
-    if array.dtype.kind not in NUMERIC_DTYPE_KINDS or array.ndim == 0:
+    if isinstance(value, list | tuple) and value:
+        if all(isinstance(v, str) for v in value):
+            return list(value)
+        if all(isinstance(v, list | tuple) for v in value):
+            rows = [list(v) for v in value]
+            is_str = [[isinstance(s, str) for s in row] for row in rows]
+            if all(map(all, is_str)):  # rows of strings (some maybe empty): a text-list field
+                return rows
+            if any(map(any, is_str)):  # strings mixed with something else
+                row = next(i for i, flags in enumerate(is_str) if not all(flags))
+                bad = next(s for s in rows[row] if not isinstance(s, str))
+                raise DataError(
+                    f"episode field {name!r}: row {row} of a text-list field holds {type(bad).__name__} {bad!r}; "
+                    "every element of every row must be a str"
+                )
+            # No strings at all: nested lists of numbers, handled as a numeric array below.
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged nested lists
+        array = None
+    if array is None or array.dtype.kind not in NUMERIC_DTYPE_KINDS or array.ndim == 0:
+        described = (
+            f"dtype {array.dtype} and shape {array.shape}" if array is not None else f"ragged value {_preview(value)}"
+        )
         raise DataError(
-            f"episode field {name!r} has dtype {array.dtype} and shape {array.shape}: a field must be a numeric "
-            "(bool/int/uint/float) array with one row per step, or a list of str with one string per step"
+            f"episode field {name!r} has {described}: a field must be a numeric (bool/int/uint/float) array "
+            "with one row per step, a list of str with one string per step, or a list of lists of str with a "
+            "list of strings per step"
         )
     if not array.dtype.isnative:  # e.g. big-endian data from an HDF5 file: one byte order in every store
         array = array.astype(array.dtype.newbyteorder("="))
     return array
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _check_field_names(names: list[str]) -> None:

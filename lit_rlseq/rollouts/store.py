@@ -18,6 +18,9 @@ Layout of a shard::
     fields/<name>/utf8     text field: UTF-8 bytes of all rows concatenated (uint8) ...
     fields/<name>/ends     ... and each row's end offset into utf8 (int64); variable-length HDF5 strings
                            are not SWMR-safe
+    fields/<name>/utf8     text-list field: UTF-8 bytes of all strings of all rows concatenated (uint8),
+    fields/<name>/ends     each string's end offset into utf8 (int64) ...
+    fields/<name>/row_ends ... and each row's end offset into ends, i.e. its strings so far (int64)
     tags                   every episode's tags as JSON, concatenated (uint8)
     index                  int64 [episodes, 5]: transition_row, state_row, length, tags_start, tags_end
 
@@ -90,7 +93,8 @@ class LoadedEpisodes:
 
     Episode ``i``'s per-transition rows are ``fields[name][transition_offsets[i]:transition_offsets[i + 1]]``
     and its per-state rows use ``state_offsets`` the same way (``offsets(name)`` picks the right one). Text
-    fields are numpy object arrays of ``str``, so they can be fancy-indexed like the numeric ones.
+    fields are numpy object arrays of ``str`` (text-list fields: of ``list[str]``), so they can be
+    fancy-indexed like the numeric ones.
     """
 
     refs: list[EpisodeRef]
@@ -98,6 +102,7 @@ class LoadedEpisodes:
     kinds: dict[str, FieldKind]
     transition_offsets: np.ndarray
     state_offsets: np.ndarray
+    text_lists: frozenset[str] = frozenset()  # the text-list fields among ``fields``
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -110,7 +115,10 @@ class LoadedEpisodes:
         for name, array in self.fields.items():
             offsets = self.offsets(name)
             rows = array[offsets[i] : offsets[i + 1]]
-            fields[name] = rows.tolist() if array.dtype == object else rows
+            if array.dtype == object:  # a copy: the episode's lists are not the loaded ones
+                fields[name] = [list(row) for row in rows] if name in self.text_lists else rows.tolist()
+            else:
+                fields[name] = rows
         return Episode(fields, self.refs[i].tags, length=self.refs[i].length)
 
 
@@ -158,6 +166,7 @@ class RolloutWriter:
         self._state_rows = 0
         self._tag_bytes = 0
         self._text_bytes: dict[str, int] = {}
+        self._text_strings: dict[str, int] = {}
 
     def __enter__(self) -> RolloutWriter:
         return self
@@ -175,7 +184,9 @@ class RolloutWriter:
         length = episode.length
         for name, value in episode.fields.items():
             first_row = self._transition_rows if self.schema[name].kind == "transition" else self._state_rows
-            if isinstance(value, list):
+            if self.schema[name].is_text_list:
+                self._append_text_list(name, value, first_row)
+            elif self.schema[name].is_text:
                 self._append_text(name, value, first_row)
             else:
                 _append_rows(self._datasets[name], first_row, value)
@@ -208,11 +219,12 @@ class RolloutWriter:
         f.attrs["metadata"] = json.dumps(self.metadata, sort_keys=True)
         for field_name, spec in schema.items():
             if spec.is_text:
-                for part, dtype in (("utf8", np.uint8), ("ends", np.int64)):
-                    self._datasets[f"{field_name}/{part}"] = _create_growing(
-                        f, f"fields/{field_name}/{part}", dtype, (), SMALL_CHUNK_BYTES
+                for part in _text_parts(spec):
+                    dtype = np.uint8 if part == "/utf8" else np.int64
+                    self._datasets[field_name + part] = _create_growing(
+                        f, f"fields/{field_name}{part}", dtype, (), SMALL_CHUNK_BYTES
                     )
-                self._text_bytes[field_name] = 0
+                self._text_bytes[field_name] = self._text_strings[field_name] = 0
             else:
                 self._datasets[field_name] = _create_growing(
                     f, f"fields/{field_name}", spec.dtype, spec.shape, FIELD_CHUNK_BYTES
@@ -233,6 +245,19 @@ class RolloutWriter:
         _append_rows(self._datasets[name + "/utf8"], self._text_bytes[name], np.frombuffer(b"".join(encoded), np.uint8))
         _append_rows(self._datasets[name + "/ends"], first_row, ends)
         self._text_bytes[name] = int(ends[-1])
+
+    def _append_text_list(self, name: str, rows: list[list[str]], first_row: int) -> None:
+        strings = [s for row in rows for s in row]
+        row_ends = self._text_strings[name] + np.cumsum([len(row) for row in rows], dtype=np.int64)
+        if strings:
+            self._append_text(name, strings, self._text_strings[name])
+        _append_rows(self._datasets[name + "/row_ends"], first_row, row_ends)
+        self._text_strings[name] = int(row_ends[-1])
+
+
+def _text_parts(spec: FieldSpec) -> tuple[str, ...]:
+    """The datasets under fields/<name> that hold a text field (see the module docstring)."""
+    return ("/utf8", "/ends", "/row_ends") if spec.is_text_list else ("/utf8", "/ends")
 
 
 def _new_shard_name() -> str:
@@ -322,7 +347,7 @@ class _Shard:
         self.tags = self.file["tags"]
         self.datasets = {}
         for name, spec in self.schema.items():
-            for part in ("/utf8", "/ends") if spec.is_text else ("",):
+            for part in _text_parts(spec) if spec.is_text else ("",):
                 self.datasets[name + part] = self.file[f"fields/{name}{part}"]
         self.refs: list[EpisodeRef] = []  # filled by read_new_episodes
 
@@ -558,6 +583,7 @@ class RolloutStore:
             kinds={name: schema[name].kind for name in names},
             transition_offsets=transition_offsets,
             state_offsets=state_offsets,
+            text_lists=frozenset(name for name in names if schema[name].is_text_list),
         )
 
     def _rows(self, run: _Run, kind: FieldKind) -> tuple[int, int]:
@@ -577,29 +603,37 @@ class RolloutStore:
             )
         return out
 
-    def _read_text_ends(self, name: str, runs: list[_Run]) -> list[tuple[int, np.ndarray]]:
-        """Per run: the byte offset where its first row starts and every row's end offset."""
+    def _read_text_ends(self, name: str, runs: list[_Run]) -> list[_TextRange]:
+        """Per run: where its text starts and ends in the shard's datasets (see ``_TextRange``)."""
         spec = self._schema[name]
         result = []
         for run in runs:
             start, stop = self._rows(run, spec.kind)
-            ends = self._shards[run.shard].datasets[name + "/ends"]
-            row_ends = ends[max(start - 1, 0) : stop]
-            begin = int(row_ends[0]) if start > 0 else 0
-            result.append((begin, row_ends[1:] if start > 0 else row_ends))
+            datasets = self._shards[run.shard].datasets
+            row_ends = None
+            if spec.is_text_list:  # rows -> strings, then strings -> bytes
+                row_ends = _ends_before(datasets[name + "/row_ends"], start, stop)
+                start, stop = int(row_ends[0]), int(row_ends[-1])
+            string_ends = _ends_before(datasets[name + "/ends"], start, stop)
+            result.append(_TextRange(string_ends, row_ends))
         return result
 
-    def _read_text(
-        self, name: str, runs: list[_Run], run_ends: list[tuple[int, np.ndarray]], total_rows: int
-    ) -> np.ndarray:
+    def _read_text(self, name: str, runs: list[_Run], ranges: list[_TextRange], total_rows: int) -> np.ndarray:
         out = np.empty(total_rows, dtype=object)
         row = 0
-        for run, (begin, ends) in zip(runs, run_ends):
-            blob = self._shards[run.shard].datasets[name + "/utf8"][begin : int(ends[-1])].tobytes()
-            starts = np.concatenate([[begin], ends[:-1]]) - begin
-            for s, e in zip(starts.tolist(), (ends - begin).tolist()):
-                out[row] = blob[s:e].decode("utf-8")
-                row += 1
+        for run, text in zip(runs, ranges):
+            ends = text.string_ends
+            blob = self._shards[run.shard].datasets[name + "/utf8"][int(ends[0]) : int(ends[-1])].tobytes()
+            bounds = (ends - ends[0]).tolist()
+            strings = [blob[a:b].decode("utf-8") for a, b in zip(bounds[:-1], bounds[1:])]
+            if text.row_ends is None:
+                out[row : row + len(strings)] = strings
+                row += len(strings)
+            else:
+                row_bounds = (text.row_ends - text.row_ends[0]).tolist()
+                for a, b in zip(row_bounds[:-1], row_bounds[1:]):
+                    out[row] = strings[a:b]  # one element holding a list (a slice assignment would spread it)
+                    row += 1
         return out
 
     def _check_memory(
@@ -610,8 +644,9 @@ class RolloutStore:
             spec = self._schema[name]
             rows = transition_rows if spec.kind == "transition" else state_rows
             if spec.is_text:
-                text_bytes = sum(int(ends[-1]) - begin for begin, ends in text_ends[name])
-                needed += text_bytes + rows * (TEXT_OBJECT_BYTES + 8)
+                text_bytes = sum(text.bytes for text in text_ends[name])
+                strings = sum(text.strings for text in text_ends[name])
+                needed += text_bytes + strings * (TEXT_OBJECT_BYTES + 8) + rows * (TEXT_OBJECT_BYTES + 8)
             else:
                 needed += rows * np.dtype(spec.dtype).itemsize * int(np.prod(spec.shape, dtype=np.int64))
         available = available_memory_bytes()
@@ -621,6 +656,32 @@ class RolloutStore:
                 f"but only {available / 1e9:.1f} GB of memory is available; select fewer episodes (tag filters) "
                 "or fewer fields"
             )
+
+
+@dataclass
+class _TextRange:
+    """Where the text of a run of rows lies: ``string_ends`` are the byte offsets of its strings' boundaries
+    (the first string's start, then every string's end); for a text-list field ``row_ends`` are the boundaries
+    of its rows in strings, the same way."""
+
+    string_ends: np.ndarray
+    row_ends: np.ndarray | None = None
+
+    @property
+    def bytes(self) -> int:
+        return int(self.string_ends[-1] - self.string_ends[0])
+
+    @property
+    def strings(self) -> int:
+        return len(self.string_ends) - 1
+
+
+def _ends_before(ends: h5py.Dataset, start: int, stop: int) -> np.ndarray:
+    """Boundaries of items start..stop-1 from a dataset of cumulative end offsets: where item ``start``
+    begins (0 for the first item), then each item's end."""
+    if start == 0:
+        return np.concatenate([[0], ends[0:stop]]).astype(np.int64)
+    return ends[start - 1 : stop].astype(np.int64)
 
 
 @dataclass
