@@ -11,8 +11,9 @@ baseline-vs-LDD comparison at equal frame budgets.
 Every stage is a `lightning` command, printed before it runs, so each can be re-run by hand. A finished stage
 is skipped: an RL or dynamics run leaves ``complete`` in its directory; the collection tops the store up to
 its episode count. An interrupted RL or dynamics run resumes from its ``last.ckpt``. At the end, the table
-of win rates (greedy evaluation on the training assignments and on the held-out dev assignments) is printed
-and written with a learning-curve plot to ``<out>/comparison.{md,png}``.
+of win rates (greedy evaluation on the training assignments and on the held-out dev assignments, and the
+uniform random policy's level, measured once into ``<out>/random_level.json``) is printed and written with a
+learning-curve plot (the random level as a dashed line) to ``<out>/comparison.{md,png}``.
 """
 
 from __future__ import annotations
@@ -30,9 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from lit_rlseq.loops.curves import FRAMES, read_curve
+from lit_rlseq.loops.random_level import random_policy_level
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 METRICS = {"train": "eval/train/success", "dev": "eval/dev/success"}
+# The evaluation envs of METRICS, for the random policy's level (a reference line in the comparison plot).
+RANDOM_LEVEL_ENVS = {"train": "rtfm:groups_simple_stationary", "dev": "rtfm:groups_simple_stationary_dev"}
+RANDOM_LEVEL_EPISODES = 2000
 
 
 @dataclass
@@ -138,6 +143,19 @@ def mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
+def random_levels(out: Path, envs: dict[str, str], episodes: int = RANDOM_LEVEL_EPISODES) -> dict[str, float]:
+    """The uniform random policy's success rate in each evaluation env (measured once, kept in
+    ``<out>/random_level.json``)."""
+    path = out / "random_level.json"
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    wanted = {split: f"{env_id} ({episodes} episodes)" for split, env_id in envs.items()}
+    if cached.get("measured") != wanted:
+        cached = {"measured": wanted, "success": {split: random_policy_level(env_id, episodes)["success"]
+                                                  for split, env_id in envs.items()}}
+        path.write_text(json.dumps(cached, indent=1) + "\n")
+    return cached["success"]
+
+
 def compare(out: Path, seeds: list[int], wall: dict[str, float]) -> str:
     baseline, ldd = curves(out, "baseline", seeds), curves(out, "ldd", seeds)
     if not baseline or not ldd:
@@ -160,12 +178,15 @@ def compare(out: Path, seeds: list[int], wall: dict[str, float]) -> str:
             dev = mean_std([at_frames(rows, frames, METRICS["dev"]) for rows in runs.values()])
             time_text = mean_std(seconds) if frames == budget else ""
             lines.append(f"| {label} | {frames:,.0f} | {train} | {dev} | {time_text} |")
-    plot_comparison(out, baseline, ldd, budget)
+    level = random_levels(out, RANDOM_LEVEL_ENVS)
+    lines.append(f"| random policy | | {level['train']:.3f} | {level['dev']:.3f} | |")
+    plot_comparison(out, baseline, ldd, budget, level)
     lines += ["", f"learning curves: {out / 'comparison.png'}"]
     return "\n".join(lines)
 
 
-def plot_comparison(out: Path, baseline: dict, ldd: dict, budget: float) -> None:
+def plot_comparison(out: Path, baseline: dict, ldd: dict, budget: float,
+                    random_level: dict[str, float] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -179,6 +200,8 @@ def plot_comparison(out: Path, baseline: dict, ldd: dict, budget: float) -> None
             mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
             ax.plot(frames, mean, label=f"{label} ({len(runs)} seeds)", color=colour)
             ax.fill_between(frames, mean - std, mean + std, color=colour, alpha=0.2)
+        if random_level is not None and split in random_level:
+            ax.axhline(random_level[split], color="grey", linestyle="--", label="random policy")
         ax.set_title(f"{split} assignments")
         ax.set_xlabel("frames")
         ax.grid(alpha=0.3)
