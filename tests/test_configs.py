@@ -60,8 +60,16 @@ def fwp_command(name: str, tmp_path: Path, request) -> list[str]:
 COMMANDS: dict[str, Callable[[str, Path, object], list[str]]] = {
     "procgen_": procgen_command,
     "fwp_atari": fwp_command,
-    "ldd_messenger": lambda name, tmp_path, request: ldd_command(name, tmp_path, request, "messenger_demos"),
+    "ldd_messenger": lambda name, tmp_path, request: messenger_command(name, tmp_path, request),
 }
+
+
+def messenger_command(name: str, tmp_path: Path, request) -> list[str]:
+    """LDD on Messenger: the dynamics stage runs a small EMMA trunk (the paper overlay's 128-class head is large)."""
+    args = ldd_command(name, tmp_path, request, "messenger_demos")
+    if name.endswith("_dynamics"):
+        args += ["--model.init_args.d_word=16", "--model.init_args.d_model=16", "--model.init_args.conv_channels=8"]
+    return args
 
 
 def command_for(config: Path, tmp_path: Path, request) -> list[str]:

@@ -86,7 +86,10 @@ class ManualEncoder(nn.Module):
         """manual [U, S, W], manual_len [U, S] -> keys, values [U, S, d_model]."""
         u, s, w = manual.shape
         ids = manual.reshape(u * s, w)
-        mask = torch.arange(w, device=ids.device) < manual_len.reshape(u * s, 1)
+        lengths = manual_len.reshape(u * s, 1)
+        # An empty sentence (only in padding rows, e.g. past an episode's end in a window) pools its first
+        # position, the padding word, instead of an all-masked softmax (NaN, which would poison gradients).
+        mask = torch.arange(w, device=ids.device) < lengths.clamp(min=1)
         embeddings = self.words.weight  # [V, d_word]
         pooled = []
         for score, project in ((self.key_score, self.key), (self.value_score, self.value)):
