@@ -94,6 +94,14 @@ def tt_command(name: str, tmp_path: Path, request) -> list[str]:
     return command(name, tmp_path, request)
 
 
+def messenger_command(name: str, tmp_path: Path, request) -> list[str]:
+    """LDD on Messenger: the dynamics stage runs a small EMMA trunk (the paper overlay's 128-class head is large)."""
+    args = ldd_command(name, tmp_path, request, "messenger_demos")
+    if name.endswith("_dynamics"):
+        args += ["--model.init_args.d_word=16", "--model.init_args.d_model=16", "--model.init_args.conv_channels=8"]
+    return args
+
+
 COMMANDS: dict[str, Callable[[str, Path, object], list[str]]] = {
     "tt_": tt_command,
     "procgen_": procgen_command,
@@ -101,7 +109,7 @@ COMMANDS: dict[str, Callable[[str, Path, object], list[str]]] = {
     "toy_ppo": ppo_command,
     "ppo_hopper": ppo_command,
     "ttm_": ttm_command,
-    "ldd_messenger": lambda name, tmp_path, request: ldd_command(name, tmp_path, request, "messenger_demos"),
+    "ldd_messenger": messenger_command,
 }
 
 
