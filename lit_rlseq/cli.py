@@ -71,7 +71,7 @@ class LitRLSeqCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Data-derived shapes. A model that does not take the argument is left alone; a data module that does
         # not provide it gives None, and the model says what it needs.
-        for name in ("vocab", "num_actions"):
+        for name in ("vocab", "num_actions", "observation_dim", "action_dim", "dataset_spec"):
             parser.link_arguments(
                 "data", f"model.init_args.{name}", compute_fn=_attribute(name), apply_on="instantiate"
             )

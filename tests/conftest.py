@@ -30,6 +30,18 @@ def rtfm_demos(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def messenger_demos(tmp_path_factory):
+    """A small store of scripted-expert demonstrations on Messenger S2, recorded with `lightning collect`."""
+    from lit_rlseq.cli import run_cli
+
+    store = tmp_path_factory.mktemp("messenger_demos") / "demos"
+    run_cli(["collect", "--config", str(ROOT / "configs" / "ldd_messenger_collect.yaml"),
+             f"--data.init_args.store={store}", "--data.init_args.episodes=40", "--data.init_args.num_envs=8",
+             "--trainer.enable_progress_bar=false"])
+    return store
+
+
+@pytest.fixture(scope="session")
 def dynamics_checkpoint(rtfm_demos, tmp_path_factory):
     """A (barely trained) dynamics model checkpoint from configs/ldd_rtfm_dynamics.yaml."""
     from lit_rlseq.cli import run_cli

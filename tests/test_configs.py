@@ -1,5 +1,11 @@
-"""Every config in configs/ (and every scale overlay on its base config) runs in-process with fast_dev_run."""
+"""Every config in configs/ (and every scale overlay on its base config) runs in-process with fast_dev_run.
 
+Each system says how to run its configs in ``COMMANDS`` (name prefix -> function of (config name, tmp_path,
+pytest request) returning the subcommand and overrides; fixtures are requested lazily, so a config only builds
+the artifacts it needs) and lists its configs in ``CONFIGS_BY_SYSTEM``.
+"""
+
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,38 +16,70 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 OVERLAYS = sorted((ROOT / "configs" / "scale").glob("*.yaml"))
 
+CONFIGS_BY_SYSTEM = {
+    "foundation": {"toy_impala"},
+    "ldd_rtfm": {"ldd_rtfm_baseline", "ldd_rtfm_collect", "ldd_rtfm_dynamics", "ldd_rtfm"},
+    "ldd_messenger": {"ldd_messenger_collect", "ldd_messenger_dynamics"},
+    "procgen": {"procgen_sim"},
+    "fwp": {"fwp_atari"},
+}
+
 
 def base_of(overlay: Path) -> Path:
     """configs/scale/<base>_<scale>.yaml applies on top of configs/<base>.yaml."""
     return ROOT / "configs" / (overlay.stem.rsplit("_", 1)[0] + ".yaml")
 
 
-def command_for(config: Path, tmp_path: Path, demos: Path, dynamics: Path, request=None) -> list[str]:
-    name = config.stem
-    if name.startswith("procgen_"):
-        from tests.procgen_fixtures import procgen_command
-
-        return procgen_command(name, tmp_path, request)
+def ldd_command(name: str, tmp_path: Path, request, demos_fixture: str = "rtfm_demos") -> list[str]:
+    """The LDD stages: collect, dynamics (on the demos fixture), RL (LDD reads the dynamics checkpoint)."""
     if name.endswith("_collect"):
         return ["collect", f"--data.init_args.store={tmp_path / 'store'}", "--data.init_args.num_envs=4",
                 "--data.init_args.episodes_per_batch=4"]
-    args = ["fit", "--data.init_args.eval_episodes=4"] if not name.endswith("_dynamics") else ["fit"]
     if name.endswith("_dynamics"):
-        args.append(f"--data.init_args.path={demos}")
+        return ["fit", f"--data.init_args.path={request.getfixturevalue(demos_fixture)}"]
+    args = ["fit", "--data.init_args.eval_episodes=4"]
     if name == "ldd_rtfm":
-        args.append(f"--model.init_args.dynamics_checkpoint={dynamics}")
+        args.append(f"--model.init_args.dynamics_checkpoint={request.getfixturevalue('dynamics_checkpoint')}")
     return args
 
 
+def procgen_command(name: str, tmp_path: Path, request) -> list[str]:
+    from tests.procgen_fixtures import procgen_command as command
+
+    return command(name, tmp_path, request)
+
+
+def fwp_command(name: str, tmp_path: Path, request) -> list[str]:
+    """Short unrolls, actors in-process, a game with short lives."""
+    return ["fit", "--data.init_args.eval_episodes=4", "--data.init_args.unroll_length=4",
+            "--data.init_args.num_workers=0", "--data.init_args.num_envs=2", "--data.init_args.batch_size=2",
+            "--data.init_args.env=atari:Breakout", "--data.init_args.eval_envs={test: atari:Breakout}",
+            "--data.init_args.eval_num_envs=2"]
+
+
+COMMANDS: dict[str, Callable[[str, Path, object], list[str]]] = {
+    "procgen_": procgen_command,
+    "fwp_atari": fwp_command,
+    "ldd_messenger": lambda name, tmp_path, request: ldd_command(name, tmp_path, request, "messenger_demos"),
+}
+
+
+def command_for(config: Path, tmp_path: Path, request) -> list[str]:
+    name = config.stem
+    for prefix, command in COMMANDS.items():
+        if name.startswith(prefix):
+            return command(name, tmp_path, request)
+    return ldd_command(name, tmp_path, request)
+
+
 @pytest.mark.parametrize("config", CONFIGS + OVERLAYS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
-def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, rtfm_demos, dynamics_checkpoint, request):
+def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, request):
     monkeypatch.chdir(tmp_path)
     configs = ["--config", str(config)]
     if config in OVERLAYS:
         assert base_of(config).exists(), f"{config.name}: no base config {base_of(config).name}"
         configs = ["--config", str(base_of(config)), *configs]
-    subcommand, *overrides = command_for(base_of(config) if config in OVERLAYS else config, tmp_path, rtfm_demos,
-                                         dynamics_checkpoint, request)
+    subcommand, *overrides = command_for(base_of(config) if config in OVERLAYS else config, tmp_path, request)
     cli = run_cli([subcommand, *configs, "--trainer.fast_dev_run=true", "--trainer.enable_progress_bar=false",
                    *overrides])
     if subcommand == "fit" and hasattr(cli.model, "frames"):
@@ -49,6 +87,5 @@ def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, rtfm_demos
 
 
 def test_every_config_is_covered():
-    assert {p.stem for p in CONFIGS} == {"toy_impala", "ldd_rtfm_baseline", "ldd_rtfm_collect",
-                                         "ldd_rtfm_dynamics", "ldd_rtfm", "procgen_sim"}
+    assert {p.stem for p in CONFIGS} == set().union(*CONFIGS_BY_SYSTEM.values())
     assert all(base_of(p) in CONFIGS for p in OVERLAYS)

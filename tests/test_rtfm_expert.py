@@ -54,6 +54,21 @@ def test_waits_rather_than_step_next_to_a_moving_killer():
     assert expert_actions(scenario("groups_simple_stationary", **cells))[0] == RIGHT
 
 
+def test_steps_onto_its_item_under_the_target_never_under_the_distractor():
+    # picked up first, then the fight: the good item wins against the target standing on it
+    env = scenario(agent=(1, 1), good_item=(1, 2), target=(1, 2), distractor=(4, 4), distractor_item=(4, 1))
+    assert expert_actions(env)[0] == RIGHT
+    env = scenario(agent=(1, 1), good_item=(1, 2), distractor=(1, 2), target=(4, 4), distractor_item=(4, 1))
+    assert expert_actions(env)[0] == STAY
+
+
+def test_moves_away_when_the_goal_is_out_of_reach_and_a_killer_is_coming():
+    # the good item is under the distractor: no way to it; staying lets the distractor chase into the agent
+    # with 0.6 + 0.4 / 5, stepping up, down or left is safe this step (it moves one cell, not diagonally)
+    cells = dict(agent=(2, 2), good_item=(2, 3), distractor=(2, 3), target=(4, 4), distractor_item=(4, 1))
+    assert expert_actions(scenario("groups_simple", **cells))[0] in (UP, DOWN, LEFT)
+
+
 def test_stays_when_the_good_item_is_walled_in_by_monsters():
     env = scenario(agent=(4, 4), good_item=(1, 1), target=(1, 2), distractor=(2, 1), distractor_item=(3, 3))
     assert expert_actions(env)[0] == STAY

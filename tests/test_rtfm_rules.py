@@ -5,7 +5,7 @@ import pytest
 
 from lit_rlseq.envs.registry import make_vector_env
 from lit_rlseq.envs.rtfm import OUTCOMES, RTFMEnv, RTFMVectorEnv
-from lit_rlseq.envs.rtfm.core import AGENT, DISTRACTOR, DISTRACTOR_ITEM, TARGET
+from lit_rlseq.envs.rtfm.core import AGENT, DISTRACTOR, DISTRACTOR_ITEM, GOOD_ITEM, TARGET
 from lit_rlseq.errors import UserError
 
 STAY, UP, DOWN, LEFT, RIGHT = range(5)
@@ -136,6 +136,11 @@ def test_stationary_monsters_never_move():
         obs, _, terminated, truncated, _ = env.step(action)
         going_on = ~(terminated | truncated)
         assert (env.sim.pos[going_on][:, [TARGET, DISTRACTOR]] == before[going_on]).all()
+    # they choose no moves: a step draws nothing from the generator, so S1 episodes (and the demonstrations
+    # recorded from them) are the same as before the moving-monster rules changed
+    state = env.np_random.bit_generator.state
+    env.sim.step(np.zeros(64, dtype=np.int64), env.np_random)
+    assert env.np_random.bit_generator.state == state
 
 
 def place_everywhere(env, **cells):
@@ -143,35 +148,54 @@ def place_everywhere(env, **cells):
         env.sim.place(index, **cells)
 
 
-def test_monsters_out_of_sight_wander_over_cells_free_of_items():
-    env = reset_env(S2, num_envs=2000, seed=2)
-    # the target at (4,4) is 6 from the agent; up (3,4) holds an item: it stays or goes left, 1/2 each
-    place_everywhere(env, agent=(1, 1), target=(4, 4), distractor=None, good_item=(3, 4), distractor_item=(1, 4))
-    env.sim.step(np.zeros(2000, dtype=np.int64), env.np_random)
-    assert_frequencies(env.sim.pos[:, TARGET], {(4, 4): 1 / 2, (4, 3): 1 / 2})
+def test_monster_move_probabilities_follow_the_rule():
+    from lit_rlseq.envs.rtfm.core import monster_move_probabilities
+
+    # stay, up, down, left, right; corner (4,4) chasing (1,1): closer up/left, walls down/right
+    p = monster_move_probabilities(np.array([[4, 4], [2, 2], [2, 2]]), np.array([[1, 1], [2, 4], [2, 2]]))
+    assert p[0] == pytest.approx([0.4 / 3, 0.3 + 0.4 / 3, 0, 0.3 + 0.4 / 3, 0])
+    assert p[1] == pytest.approx([0.08, 0.08, 0.08, 0.08, 0.68])  # only right comes closer
+    assert p[2] == pytest.approx([0.2] * 5)  # on the agent's cell nothing comes closer: wander
+    assert p.sum(-1) == pytest.approx([1, 1, 1])
 
 
-def test_sight_ends_at_manhattan_distance_3():
-    env = reset_env(S2, num_envs=2000, seed=7)
-    # 4 away from the agent: out of sight, stay / up / left / down with 1/4 each
-    place_everywhere(env, agent=(1, 1), target=None, distractor=(2, 4), good_item=(4, 1), distractor_item=(4, 2))
-    env.sim.step(np.zeros(2000, dtype=np.int64), env.np_random)
-    assert_frequencies(env.sim.pos[:, DISTRACTOR], {(2, 4): 1 / 4, (1, 4): 1 / 4, (2, 3): 1 / 4, (3, 4): 1 / 4})
-    # 3 away: in sight, only left comes closer; P(left) = 0.6 + 0.4 / 3 (stay, left, down)
-    place_everywhere(env, agent=(1, 1), target=None, distractor=(1, 4), good_item=(4, 1), distractor_item=(4, 2))
-    env.sim.step(np.zeros(2000, dtype=np.int64), env.np_random)
-    assert_frequencies(env.sim.pos[:, DISTRACTOR], {(1, 4): 0.4 / 3, (1, 3): 0.6 + 0.4 / 3, (2, 4): 0.4 / 3})
+def test_only_walls_block_a_monster_and_it_shows_over_an_item():
+    env = reset_env(S2, num_envs=3000, seed=2)
+    # the target in the corner (4,4) sees the agent (distance 4.2 <= 5); closer: up (3,4, an item) or left
+    # (4,3, the distractor's cell); allowed: stay, up, left. Chase 0.6 split over two, random 0.4 over three.
+    place_everywhere(env, agent=(1, 1), target=(4, 4), distractor=(4, 3), good_item=(3, 4), distractor_item=(1, 4))
+    chosen = env.sim.choose_monster_moves(env.sim.pos[:, AGENT].copy(), env.np_random)
+    assert set(np.unique(chosen[:, 0]).tolist()) == {STAY, UP, LEFT}
+    moves = {STAY: 0.4 / 3, UP: 0.3 + 0.4 / 3, LEFT: 0.3 + 0.4 / 3}
+    assert all(abs((chosen[:, 0] == a).mean() - p) < 0.04 for a, p in moves.items())
+
+    env.sim.place(0, agent=(1, 1), target=(3, 4), distractor=(4, 3), good_item=(3, 4), distractor_item=(1, 4))
+    obs = env.sim.observe()
+    target, good_item = (env.sim.describe(0)[k] for k in ("target", "good_item"))
+    assert cell(env, one(obs), 3, 4) == target  # the monster is drawn over the item, which stays
+    assert env.sim.present[0].all()
+    env.sim.place(0, agent=(1, 1), target=(4, 3), distractor=(4, 3), good_item=(3, 4), distractor_item=(1, 4))
+    assert cell(env, one(env.sim.observe()), 4, 3) == target  # of two monsters in a cell, the target shows
+    assert cell(env, one(env.sim.observe()), 3, 4) == good_item
 
 
-def test_monsters_do_not_walk_into_each_other():
-    env = reset_env(S2, num_envs=2000, seed=3)
-    # out of sight; the target (4,3) moves first: stay, up or left (right is the distractor), 1/3 each;
-    # then the distractor (4,4): stay or up, and left only if the target has left (4,3)
-    place_everywhere(env, agent=(1, 1), target=(4, 3), distractor=(4, 4), good_item=(1, 4), distractor_item=(2, 1))
-    env.sim.step(np.zeros(2000, dtype=np.int64), env.np_random)
-    assert_frequencies(env.sim.pos[:, TARGET], {(4, 3): 1 / 3, (3, 3): 1 / 3, (4, 2): 1 / 3})
-    assert_frequencies(env.sim.pos[:, DISTRACTOR], {(4, 4): 7 / 18, (3, 4): 7 / 18, (4, 3): 2 / 9})
-    assert (env.sim.pos[:, TARGET] != env.sim.pos[:, DISTRACTOR]).any(1).all()
+def test_monsters_step_onto_items_and_each_other():
+    env = reset_env(S2, num_envs=3000, seed=3)
+    place_everywhere(env, agent=(1, 1), target=(4, 4), distractor=(4, 3), good_item=(3, 4), distractor_item=(2, 1))
+    _, terminated, _, _ = env.sim.step(np.zeros(3000, dtype=np.int64), env.np_random)
+    assert not terminated.any()
+    target = env.sim.pos[:, TARGET]
+    assert_frequencies(target, {(4, 4): 0.4 / 3, (3, 4): 0.3 + 0.4 / 3, (4, 3): 0.3 + 0.4 / 3})
+    assert env.sim.present[:, [TARGET, DISTRACTOR]].all()  # monsters do not fight each other
+    assert env.sim.present[:, GOOD_ITEM].all()  # nor pick up items
+
+
+def test_sight_covers_the_whole_floor():
+    env = reset_env(S2, num_envs=3000, seed=7)
+    # opposite corners, distance 4.2: it chases (up or left) with 0.6, moves at random (stay, up, left) with 0.4
+    place_everywhere(env, agent=(1, 1), target=None, distractor=(4, 4), good_item=(4, 1), distractor_item=(4, 2))
+    env.sim.step(np.zeros(3000, dtype=np.int64), env.np_random)
+    assert_frequencies(env.sim.pos[:, DISTRACTOR], {(4, 4): 0.4 / 3, (3, 4): 0.3 + 0.4 / 3, (4, 3): 0.3 + 0.4 / 3})
 
 
 def assert_frequencies(cells, expected):
@@ -190,13 +214,82 @@ def test_monsters_in_sight_chase_with_probability_0_6():
     assert abs((env.sim.pos[:, DISTRACTOR] == [1, 2]).all(1).mean() - 0.7) < 0.05
 
 
+def test_monsters_choose_their_moves_before_the_agent_moves():
+    env = reset_env(S2, num_envs=3000, seed=8)
+    # the distractor chases the agent's cell at the start of the step, (2,2): only left comes closer. Had it
+    # chosen after the agent went down to (3,2), down would come closer too (0.6 / 2 + 0.1).
+    place_everywhere(env, agent=(2, 2), target=(4, 4), distractor=(2, 4), good_item=(1, 1), distractor_item=(4, 1))
+    env.sim.step(np.full(3000, DOWN), env.np_random)
+    assert (env.sim.pos[:, AGENT] == [3, 2]).all()
+    assert_frequencies(env.sim.pos[:, DISTRACTOR], {(2, 4): 0.1, (1, 4): 0.1, (3, 4): 0.1, (2, 3): 0.7})
+
+
 def test_the_agent_moves_before_the_monsters():
     env = reset_env(S2, num_envs=500, seed=8)
-    # the distractor is next to the agent; stepping away first leaves it 2 cells behind: it cannot catch up
-    place_everywhere(env, agent=(2, 2), target=(4, 4), distractor=(2, 1), good_item=(1, 4), distractor_item=(4, 1))
-    _, terminated, _, _ = env.sim.step(np.full(500, RIGHT), env.np_random)
-    assert not terminated.any() and (env.sim.pos[:, AGENT] == [2, 3]).all()
-    assert (env.sim.pos[:, DISTRACTOR] == [2, 2]).all(1).mean() > 0.6  # it followed
+    # the distractor next to the agent chases its start cell (2,2); the agent has already left it
+    place_everywhere(env, agent=(2, 2), target=(4, 4), distractor=(2, 3), good_item=(1, 4), distractor_item=(4, 1))
+    _, terminated, _, _ = env.sim.step(np.full(500, LEFT), env.np_random)
+    assert not terminated.any() and (env.sim.pos[:, AGENT] == [2, 1]).all()
+    assert abs((env.sim.pos[:, DISTRACTOR] == [2, 2]).all(1).mean() - (0.6 + 0.4 / 5)) < 0.06  # it followed
+
+
+def test_the_monsters_order_is_shuffled_every_step():
+    env = reset_env(S2, num_envs=4000, seed=9)
+    # both monsters next to the agent, who holds the good item and stays. A monster that steps in first is
+    # fought first: the target dies there, or the distractor kills the agent and a target coming later
+    # finds the cell empty. Among the envs where both stepped in, each went first about half of the time.
+    place_everywhere(env, agent=(1, 1), target=(1, 2), distractor=(2, 1), good_item=None, distractor_item=(4, 4),
+                     held="good_item")
+    reward, terminated, _, codes = env.sim.step(np.zeros(4000, dtype=np.int64), env.np_random)
+    distractor_in = (env.sim.pos[:, DISTRACTOR] == [1, 1]).all(1)
+    target_in = (env.sim.pos[:, TARGET] == [1, 1]).all(1)
+    target_first = distractor_in & target_in & ~env.sim.present[:, TARGET]
+    target_second = distractor_in & target_in & env.sim.present[:, TARGET]
+    both = target_first | target_second
+    assert both.mean() == pytest.approx(0.7 * 0.7, abs=0.04)
+    assert target_first[both].mean() == pytest.approx(0.5, abs=0.05)
+    # the agent's death overrides the target's in the same step: a loss, never a win
+    assert (codes[target_first] == OUTCOMES.index("agent_died")).all() and (reward[target_first] == -1).all()
+    assert (~env.sim.present[both, AGENT]).all() and terminated[both].all()
+
+
+def test_a_death_does_not_stop_the_step():
+    env = reset_env(S2, num_envs=3000, seed=10)
+    # the agent kills the target; the distractor's move still happens and it may step into the agent:
+    # chasing (1,1) it goes up into (1,2) with 0.6 / 2 + 0.4 / 5
+    place_everywhere(env, agent=(1, 1), target=(1, 2), distractor=(2, 2), good_item=None, distractor_item=(4, 4),
+                     held="good_item")
+    reward, terminated, _, codes = env.sim.step(np.full(3000, RIGHT), env.np_random)
+    assert terminated.all() and not env.sim.present[:, TARGET].any()
+    assert (env.sim.pos[:, TARGET] == [1, 2]).all()  # the dead target's queued move was dropped
+    caught = (env.sim.pos[:, DISTRACTOR] == [1, 2]).all(1)
+    assert caught.mean() == pytest.approx(0.3 + 0.4 / 5, abs=0.04)
+    assert (codes[caught] == OUTCOMES.index("agent_died")).all() and (reward[caught] == -1).all()
+    assert (codes[~caught] == OUTCOMES.index("win")).all() and (reward[~caught] == 1).all()
+
+
+def test_the_agent_picks_up_an_item_under_a_monster_before_the_fight():
+    env = reset_env(S1)
+    env.sim.place(0, agent=(1, 1), target=(1, 2), distractor=(4, 4), good_item=(1, 2), distractor_item=(4, 1))
+    reward, _, _, codes = env.sim.step(np.array([RIGHT]), env.np_random)
+    assert OUTCOMES[codes[0]] == "win" and reward[0] == pytest.approx(1.0)
+    assert env.sim.held[0] == GOOD_ITEM
+    env = reset_env(S1)  # the good item under the distractor: picked up, and useless against it
+    env.sim.place(0, agent=(1, 1), target=(4, 4), distractor=(1, 2), good_item=(1, 2), distractor_item=(4, 1))
+    _, _, _, codes = env.sim.step(np.array([RIGHT]), env.np_random)
+    assert OUTCOMES[codes[0]] == "agent_died" and env.sim.held[0] == GOOD_ITEM
+
+
+def test_a_cell_with_both_monsters_is_fought_in_turn():
+    env = reset_env(S2, num_envs=400, seed=11)
+    place_everywhere(env, agent=(1, 1), target=(1, 2), distractor=(1, 2), good_item=None, distractor_item=(4, 1),
+                     held="good_item")
+    env.sim.step(np.full(400, RIGHT), env.np_random)
+    # whichever comes first: the target falls to the good item and the distractor then kills the agent, or
+    # the distractor kills the agent at once; the agent always dies
+    assert not env.sim.present[:, AGENT].any()
+    target_killed = ~env.sim.present[:, TARGET]
+    assert env.sim.present[:, DISTRACTOR].all() and 0 < target_killed.mean() < 1
 
 
 @pytest.mark.parametrize("held, outcome", [("good_item", "win"), (None, "agent_died")])
@@ -333,8 +426,10 @@ def test_bad_input_is_refused_clearly():
         env.step(np.array([0, 5]))
     with pytest.raises(UserError, match=r"shape \(2,\)"):
         env.step(np.array([0]))
-    with pytest.raises(UserError, match="distinct floor cells"):
+    with pytest.raises(UserError, match="floor cells"):
         env.sim.place(0, agent=(0, 1), target=None, distractor=None, good_item=None, distractor_item=None)
+    with pytest.raises(UserError, match="the agent's and each item's its own"):
+        env.sim.place(0, agent=(1, 1), target=(1, 1), distractor=None, good_item=None, distractor_item=None)
     with pytest.raises(UserError, match="max_steps"):
         RTFMVectorEnv(S1, max_steps=0)
     with pytest.raises(UserError, match="unknown"):

@@ -17,6 +17,9 @@ MODULES = [
     "lit_rlseq.bench.txt2pi",
     "lit_rlseq.bench.loops",
     "lit_rlseq.bench.ldd",
+    "lit_rlseq.bench.trajectory",
+    "lit_rlseq.bench.nethack",
+    "lit_rlseq.bench.fwp",
 ]
 
 
@@ -27,6 +30,7 @@ class BenchResult:
     ratio: float | None = None  # what we got / the limit, measured in the same run
     goal: float | None = None  # the ratio (or figure) we aim for
     note: str = ""
+    lower_is_better: bool = False  # the ratio is a cost (e.g. time fast / time naive): the goal is a maximum
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -43,11 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         for result in results:
             if args.json:
                 print(json.dumps({"name": result.name, "figures": result.figures, "ratio": result.ratio,
-                                  "goal": result.goal, "note": result.note, "seconds": round(seconds, 1),
+                                  "goal": result.goal, "lower_is_better": result.lower_is_better, "note": result.note, "seconds": round(seconds, 1),
                                   **result.extra}), flush=True)
             else:
                 ratio = "" if result.ratio is None else f"ratio {result.ratio:.2f}"
-                goal = "" if result.goal is None else f"(goal >= {result.goal:g})"
+                relation = "<=" if result.lower_is_better else ">="
+                goal = "" if result.goal is None else f"(goal {relation} {result.goal:g})"
                 print(f"{result.name:32s} {ratio:12s} {goal:14s} {result.note}", flush=True)
                 for key, value in result.figures.items():
                     print(f"    {key:38s} {_format_number(value)}", flush=True)

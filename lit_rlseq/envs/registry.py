@@ -18,7 +18,11 @@ from lit_rlseq.errors import UserError
 FAMILIES: dict[str, str] = {
     "toy": "lit_rlseq.envs.toy:make_vector_env",
     "rtfm": "lit_rlseq.envs.rtfm:make_vector_env",
+    "nethack": "lit_rlseq.envs.nethack:make_vector_env",
+    "touchdown": "lit_rlseq.envs.touchdown:make_vector_env",
+    "messenger": "lit_rlseq.envs.messenger:make_vector_env",
     "procgen": "lit_rlseq.envs.procgen:make_vector_env",
+    "atari": "lit_rlseq.envs.atari:make_vector_env",
 }
 
 

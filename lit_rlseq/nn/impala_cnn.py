@@ -8,7 +8,8 @@ blocks ``x + conv(relu(conv(relu(x))))``. After the last stage: ReLU, flatten, L
     Atari FWP agents (Irie et al. 2021):  ImpalaCNNConfig(in_channels=4, height=84, width=84, out_features=256)
                                           4x84x84 -> 16x42x42 -> 32x21x21 -> 32x11x11 (3872) -> 256
 
-Inputs are ``[..., C, H, W]``; uint8 pixels are scaled to [0, 1], float inputs are used as given.
+Inputs are ``[..., C, H, W]``; uint8 pixels are scaled to [0, 1], float inputs are used as given (both in the
+network's dtype).
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class ImpalaCNN(nn.Module):
             raise ValueError(f"ImpalaCNN expects images [..., C, H, W] = [..., {expected}], got {tuple(pixels.shape)}")
         lead = pixels.shape[:-3]
         x = pixels.reshape(-1, *expected)
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        dtype = self.stages[0].conv.weight.dtype  # float32 unless the network was cast (e.g. .double())
+        x = x.to(dtype) / 255.0 if x.dtype == torch.uint8 else x.to(dtype)
         x = torch.relu(self.stages(x)).flatten(1)
         if self.fc is not None:
             x = torch.relu(self.fc(x))

@@ -11,7 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lit_rlseq.rollouts.d4rl import import_d4rl, read_d4rl
+    from lit_rlseq.rollouts.d4rl import export_d4rl, import_d4rl, read_d4rl
     from lit_rlseq.rollouts.datamodule import RolloutDataModule, WindowDataset, split_episodes
     from lit_rlseq.rollouts.episode import Episode, EpisodeTags, FieldSpec
     from lit_rlseq.rollouts.store import EpisodeRef, LoadedEpisodes, RolloutStore, RolloutWriter
@@ -26,6 +26,7 @@ _MODULE_OF = {
     "RolloutWriter": "store",
     "read_d4rl": "d4rl",
     "import_d4rl": "d4rl",
+    "export_d4rl": "d4rl",
     "RolloutDataModule": "datamodule",
     "WindowDataset": "datamodule",
     "split_episodes": "datamodule",

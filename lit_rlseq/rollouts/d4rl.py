@@ -28,6 +28,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -133,6 +134,51 @@ def import_d4rl(
         for episode in read_d4rl(path, run_id=run_id, env=env):
             writer.append(episode)
         return writer.episodes_written
+
+
+EXPORT_FIELDS = ("obs", "action", "reward", "terminal", "timeout")
+
+
+def export_d4rl(store: RolloutStore | str | os.PathLike, path: str | os.PathLike, **filters: Any) -> int:
+    """Write the episodes of ``store`` matching the tag ``filters`` to a D4RL-format HDF5 file at ``path``.
+
+    Episodes need the fields ``obs`` with L + 1 rows (the final observation gives ``next_observations``),
+    ``action``, ``reward``, ``terminal`` and ``timeout``. The file holds ``observations, actions, rewards,
+    terminals, timeouts, next_observations`` (episodes concatenated in store order); ``read_d4rl`` reads the same
+    episodes back. Returns the number of episodes written.
+    """
+    if not isinstance(store, RolloutStore):
+        store = RolloutStore(store)
+    schema = store.schema
+    if schema is None:
+        raise DataError(f"rollout store {store.path} holds no episodes to export")
+    missing = [name for name in EXPORT_FIELDS if name not in schema]
+    if missing:
+        raise DataError(
+            f"rollout store {store.path} lacks field(s) {missing} needed for a D4RL file (it has {sorted(schema)})"
+        )
+    if schema["obs"].kind != "state":
+        raise DataError(
+            f"rollout store {store.path}: 'obs' has one row per transition, so the final observations that "
+            "'next_observations' needs are missing; only episodes recorded with L + 1 observations can be exported"
+        )
+    refs = store.episodes(**filters)
+    if not refs:
+        raise DataError(f"no episode in rollout store {store.path} matches {filters}:\n{store.describe_tags()}")
+    loaded = store.load_fields(refs, list(EXPORT_FIELDS))
+    columns: dict[str, list[np.ndarray]] = {key: [] for key in (*REQUIRED_KEYS, "next_observations")}
+    for i in range(len(loaded)):
+        fields = loaded.episode(i).fields
+        columns["observations"].append(fields["obs"][:-1])
+        columns["next_observations"].append(fields["obs"][1:])
+        for key, name in FIELD_NAMES.items():
+            columns[key].append(fields[name])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        for key, pieces in columns.items():
+            f.create_dataset(key, data=np.concatenate(pieces), compression="gzip")
+    return len(refs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,21 +17,28 @@ Rules (the reference's, see ``shared/reference/ldd.md``)
   the {group}". Inventory: the held item's name, or "nothing". ``groups_nl``: the seven facts in a random
   order, each with a random paraphrase of our own (12 for beat, 10 for group, 10 for the task).
 * Actions 0 stay, 1 up, 2 down, 3 left, 4 right. Moving into a wall does nothing and is masked out of
-  ``valid`` (stay is always valid). Entering an item's cell picks it up (one slot: the held item is
-  destroyed). Entering a live monster's cell starts a fight.
+  ``valid`` (stay is always valid).
+* One step, in the reference's order (``RTFMSimulator.step``): every actor chooses its move before any
+  actor moves; then the agent (speed 2) moves, then the two monsters (speed 1) in an order shuffled every
+  step. A monster sees the agent within Euclidean distance 5 (on the 4x4 floor: always); it then chases
+  with probability 0.6, a uniform pick among the moves that bring it closer to the agent's cell *at the
+  start of the step*; otherwise (or with no such move) it takes a uniform pick among staying and the moves
+  not into a wall. Only walls block a monster: it may step onto an item (it does not pick it up) or onto the
+  other monster (they do not fight). Stationary variants never move monsters.
+* Each arrival resolves the cell it lands on: the agent picks up the item there (one slot: the held item is
+  destroyed), then fights each live monster there in turn (both monsters: in this step's monster order); a
+  monster arriving on the agent's cell fights it.
 * Fight, agent first: the weapon kills the monster in one hit iff its modifier beats the monster's element
   (see the HP constants in ``core.py``); otherwise the monster survives and its hit kills the agent.
-* Reward +1 when the target dies (win), -1 when the distractor dies, the agent dies or the step limit
-  (default 80) is reached (truncated), else -0.02 per step.
+* A death does not stop the step: a dead actor's queued move is dropped, the others' moves still happen.
+  At the end of the step: reward +1 (win) when the target died and the agent lives; -1 when the agent died
+  (this overrides a kill in the same step), the distractor died, or the step limit (default 80) is reached
+  (truncated); else -0.02.
 
-Our choices where the reference is silent
------------------------------------------
-* The agent moves first; then, in non-stationary variants, the target and then the distractor each move
-  once. A monster sees the agent within Manhattan distance 3; then with probability 0.6 it takes a random
-  move among those that bring it closer and land on an allowed cell; otherwise (or if no such move exists)
-  it takes a uniformly random move among staying and the allowed neighbour cells. Allowed: floor, not an
-  item, not the other monster; the agent's cell is allowed and starts a fight. Any monster death or the
-  agent's death ends the episode, so later movers do not move on that step.
+Our choices where the reference leaves it open
+----------------------------------------------
+* A cell shows one occupant: the agent, else a monster, else an item (the reference draws the fastest
+  first); of two monsters in one cell the target shows (the reference's pick follows a set's order).
 * Wiki lists name monsters and modifiers in the order of the word lists; ``groups_nl`` shuffles the order
   of the seven facts, not the names inside a fact. The simple variants keep the plural templates
   ("wolf are star alliance .").

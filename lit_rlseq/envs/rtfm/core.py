@@ -41,6 +41,9 @@ AGENT, TARGET, DISTRACTOR, GOOD_ITEM, DISTRACTOR_ITEM = range(5)
 SLOT_NAMES = ("agent", "target", "distractor", "good_item", "distractor_item")
 MONSTER_SLOTS = (TARGET, DISTRACTOR)
 ITEM_SLOTS = (GOOD_ITEM, DISTRACTOR_ITEM)
+# A cell shows one occupant (max_placement 1): a monster over an item (the reference draws the faster first);
+# of two monsters, ours shows the target (the reference's pick is arbitrary, a set's order).
+DRAWING_ORDER = (GOOD_ITEM, DISTRACTOR_ITEM, DISTRACTOR, TARGET, AGENT)
 
 HEIGHT = WIDTH = 6  # including the wall border
 INTERIOR = 4  # rows and columns 1..4 are floor
@@ -53,7 +56,7 @@ MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)  # 
 TIME_PENALTY = -0.02
 WIN_REWARD = 1.0
 LOSS_REWARD = -1.0  # the distractor died, the agent died, or the step limit was reached
-SIGHT = 3  # a monster sees the agent within this Manhattan distance
+SIGHT = 5  # a monster sees the agent within this Euclidean distance: always, on a 4x4 floor
 CHASE_PROBABILITY = 0.6  # chance that a monster that sees the agent steps toward it
 
 # Combat. The agent strikes first, then they alternate until one has no hit points left.
@@ -99,6 +102,24 @@ def pack_sentences(ids: np.ndarray, lengths: np.ndarray, width: int) -> tuple[np
     packed = np.zeros((len(ids), max(width, flat.shape[1])), dtype=np.int64)
     packed[:, : flat.shape[1]] = np.take_along_axis(flat, words_first, axis=1)
     return packed[:, :width], lengths.sum(1)
+
+
+def monster_move_probabilities(monster: np.ndarray, agent: np.ndarray) -> np.ndarray:
+    """P(action) [..., 5] of a moving monster at ``monster`` [..., 2] that chases ``agent`` [..., 2].
+
+    A monster that sees the agent (Euclidean distance <= SIGHT) chases with probability CHASE_PROBABILITY:
+    a uniform pick among the moves that bring it closer. Otherwise (or with no such move) it takes a uniform
+    pick among staying and the moves not into a wall: only walls block a monster.
+    """
+    candidates = monster[..., None, :] + MOVES  # [..., 5, 2]
+    allowed = is_interior(candidates)
+    distance2 = ((monster - agent) ** 2).sum(-1)
+    closer = allowed & (((candidates - agent[..., None, :]) ** 2).sum(-1) < distance2[..., None])
+    can_chase = (distance2 <= SIGHT**2) & closer.any(-1)
+    chase = np.where(can_chase, CHASE_PROBABILITY, 0.0)[..., None]
+    chasing = closer / np.maximum(closer.sum(-1, keepdims=True), 1)
+    wandering = allowed / allowed.sum(-1, keepdims=True)
+    return chase * chasing + (1 - chase) * wandering
 
 
 @dataclass(frozen=True)
@@ -244,22 +265,48 @@ class RTFMSimulator:
     def step(
         self, actions: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Advance every env one step. Returns reward float32, terminated, truncated, outcome code int64."""
-        outcome = np.zeros(self.num_envs, dtype=np.int64)
+        """Advance every env one step. Returns reward float32, terminated, truncated, outcome code int64.
+
+        The reference's order: every actor chooses its move before any actor moves; then the agent (speed 2)
+        moves and the two monsters (speed 1) follow in an order shuffled every step. Each arrival resolves
+        its cell: the agent picks up an item there, then fights each live monster there in turn. A death
+        does not stop the step: a dead actor's queued move is dropped, the others still move. Stationary
+        variants draw nothing from ``rng`` (their monsters never choose a move).
+        """
+        envs = self._all_envs
+        alive_before = self.present.copy()
+        if self.spec.stationary:
+            order = np.broadcast_to(np.array(MONSTER_SLOTS), (self.num_envs, 2))  # only orders shared cells
+        else:
+            chosen = self.choose_monster_moves(self.pos[:, AGENT], rng)  # [n, 2] action per monster
+            distractor_first = rng.random(self.num_envs) < 0.5
+            order = np.where(distractor_first[:, None], MONSTER_SLOTS[::-1], MONSTER_SLOTS)
+
         agent = self.pos[:, AGENT]
         moved = agent + MOVES[actions]
         agent[...] = np.where(is_interior(moved)[:, None], moved, agent)  # into a wall: stay
-
         for item in ITEM_SLOTS:  # one weapon slot: the held item is replaced and gone
             picked = self.present[:, item] & (self.pos[:, item] == agent).all(1)
             self.held[picked] = item
             self.present[picked, item] = False
-        for monster in MONSTER_SLOTS:
-            self._fight(self.present[:, monster] & (self.pos[:, monster] == agent).all(1), monster, outcome)
-        if not self.spec.stationary:  # the agent is faster: monsters move after it, target first
-            for monster in MONSTER_SLOTS:
-                self._move_monster(monster, rng, outcome)
+        for turn in range(2):  # a cell holding both monsters: fight them in this step's monster order
+            monster = order[:, turn]
+            meets = self.present[envs, monster] & (self.pos[envs, monster] == agent).all(1)
+            self._fight(meets & self.present[:, AGENT], monster)
+        if not self.spec.stationary:
+            for turn in range(2):
+                monster = order[:, turn]
+                live = self.present[envs, monster]  # a monster killed earlier in the step does not move
+                destination = self.pos[envs, monster] + MOVES[chosen[envs, monster - TARGET]]
+                self.pos[envs[live], monster[live]] = destination[live]
+                meets = live & self.present[:, AGENT] & (destination == agent).all(1)
+                self._fight(meets, monster)
 
+        died = alive_before & ~self.present
+        outcome = np.full(self.num_envs, RUNNING, dtype=np.int64)
+        outcome[died[:, DISTRACTOR]] = DISTRACTOR_DIED
+        outcome[died[:, TARGET]] = WIN
+        outcome[died[:, AGENT]] = AGENT_DIED  # the agent's death overrides a kill in the same step
         self.steps += 1
         reward = np.full(self.num_envs, TIME_PENALTY, dtype=np.float32)
         reward[outcome == WIN] = WIN_REWARD
@@ -273,40 +320,24 @@ class RTFMSimulator:
         outcome[truncated] = TIMEOUT
         return reward, terminated, truncated, outcome
 
-    def _fight(self, fighting: np.ndarray, monster: int, outcome: np.ndarray) -> None:
-        """Resolve the fights of the agent with ``monster`` in the envs where ``fighting``."""
+    def choose_monster_moves(self, agent: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Each monster's action (int64 [n, 2]: target, distractor), drawn from ``monster_move_probabilities``
+        toward the agent's cell ``agent`` [n, 2] (the reference's: where it stands at the step's start)."""
+        probabilities = monster_move_probabilities(self.pos[:, list(MONSTER_SLOTS)], agent[:, None])
+        cumulative = probabilities.cumsum(-1)
+        cumulative /= cumulative[..., -1:]  # exactly 1 at the end: every draw in [0, 1) finds a move
+        draw = rng.random((self.num_envs, 2))
+        return (cumulative > draw[..., None]).argmax(-1)
+
+    def _fight(self, fighting: np.ndarray, monster: np.ndarray) -> None:
+        """Resolve, where ``fighting``, the agent's fight with the monster in slot ``monster`` [n] (agent first)."""
+        envs = self._all_envs
         weapon = np.maximum(self.held, 0)
-        weapon_element = self.element[self._all_envs, weapon]
-        effective = (self.held >= 0) & (weapon_element == self.element[:, monster])
+        effective = (self.held >= 0) & (self.element[envs, weapon] == self.element[envs, monster])
         agent_wins = np.where(effective, WINS_WITH_EFFECTIVE_WEAPON, WINS_OTHERWISE)
         kills, dies = fighting & agent_wins, fighting & ~agent_wins
-        self.present[kills, monster] = False
-        outcome[kills] = WIN if monster == TARGET else DISTRACTOR_DIED
+        self.present[kills, monster[kills]] = False
         self.present[dies, AGENT] = False
-        outcome[dies] = AGENT_DIED
-
-    def _move_monster(self, monster: int, rng: np.random.Generator, outcome: np.ndarray) -> None:
-        """One monster's move in every env still running; walking into the agent starts a fight."""
-        keys = rng.random((self.num_envs, NUM_ACTIONS))  # random tie-breaking among the allowed moves
-        chase_draw = rng.random(self.num_envs)
-        active = (outcome == RUNNING) & self.present[:, monster]
-        here = self.pos[:, monster]
-        candidates = here[:, None, :] + MOVES[None]  # [n, 5, 2], candidate 0 is staying put
-        allowed = is_interior(candidates)
-        other_monster = DISTRACTOR if monster == TARGET else TARGET
-        for blocker in (other_monster, *ITEM_SLOTS):
-            on_blocker = (candidates == self.pos[:, None, blocker]).all(-1)
-            allowed &= ~(self.present[:, blocker, None] & on_blocker)
-        allowed[:, 0] = True
-        agent = self.pos[:, AGENT]
-        distance = np.abs(here - agent).sum(-1)
-        closer = allowed & (np.abs(candidates - agent[:, None]).sum(-1) < distance[:, None])
-        chase = (distance <= SIGHT) & (chase_draw < CHASE_PROBABILITY) & closer.any(1)
-        options = np.where(chase[:, None], closer, allowed)
-        choice = np.where(options, keys, -1.0).argmax(1)
-        destination = candidates[self._all_envs, choice]
-        self.pos[active, monster] = destination[active]
-        self._fight(active & (destination == agent).all(1), monster, outcome)
 
     # ---------------------------------------------------------------------------------- observations
     def observe(self, envs: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -318,10 +349,11 @@ class RTFMSimulator:
 
         name = np.repeat(self._base_name, m, axis=0)
         name_len = np.repeat(self._base_name_len, m, axis=0)
-        rows, slots = np.nonzero(present)
-        cells = pos[rows, slots]
-        name[rows, cells[:, 0], cells[:, 1], 0] = self.name_tokens[envs[rows], slots]
-        name_len[rows, cells[:, 0], cells[:, 1], 0] = self.name_len[envs[rows], slots]
+        for slot in DRAWING_ORDER:  # later slots cover earlier ones in a shared cell
+            rows = np.flatnonzero(present[:, slot])
+            cells = pos[rows, slot]
+            name[rows, cells[:, 0], cells[:, 1], 0] = self.name_tokens[envs[rows], slot]
+            name_len[rows, cells[:, 0], cells[:, 1], 0] = self.name_len[envs[rows], slot]
 
         inv = np.zeros((m, INV_LEN), dtype=np.int64)
         inv[:, 0] = self._nothing_id
@@ -376,14 +408,21 @@ class RTFMSimulator:
         """Set up an exact scenario in env ``env`` of a reset simulator (names, text and elements stay).
 
         Cells are (row, col) of the 6x6 grid, floor is 1..4. ``None`` removes the object (a dead monster,
-        an item already taken). ``held`` is None, "good_item" or "distractor_item"; ``steps`` sets the
-        step counter (e.g. to one below the limit).
+        an item already taken). Monsters may share a cell with an item or with each other (as they can in
+        play); the agent and the items each need a cell of their own. ``held`` is None, "good_item" or
+        "distractor_item"; ``steps`` sets the step counter (e.g. to one below the limit).
         """
         cells = {"agent": agent, "target": target, "distractor": distractor}
         cells |= {"good_item": good_item, "distractor_item": distractor_item}
         placed = [tuple(cell) for cell in cells.values() if cell is not None]
-        if agent is None or len(set(placed)) != len(placed) or not all(is_interior(np.array(placed))):
-            raise UserError(f"place(): need an agent and distinct floor cells (1..{INTERIOR}), got {cells}")
+        own = [tuple(cells[name]) for name in ("agent", "good_item", "distractor_item") if cells[name] is not None]
+        monsters = [tuple(cells[name]) for name in ("target", "distractor") if cells[name] is not None]
+        clash = len(set(own)) != len(own) or tuple(agent or ()) in monsters
+        if agent is None or clash or not all(is_interior(np.array(placed))):
+            raise UserError(
+                f"place(): need an agent and floor cells (1..{INTERIOR}), the agent's and each item's its own"
+                f" (monsters may share), got {cells}"
+            )
         if held not in (None, "good_item", "distractor_item") or (held and cells[held] is not None):
             raise UserError(f"place(): held={held!r} must be None or an item slot that is not on the floor")
         for slot, cell in enumerate(cells.values()):

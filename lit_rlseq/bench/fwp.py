@@ -1,0 +1,118 @@
+"""Fast-weight rules and the FWP Atari pipeline against their limits, each measured side by side in one run.
+
+* ``fwp.rules``: per rule, forward + backward of the fast path ÷ the naive reference over a 50-step unroll with
+  batch 32, 4 heads x 32 (the learner's shapes; episode starts inside the unroll), on this machine's CPU;
+  goal <= 0.2 (the ratio is time, so smaller is better).
+* ``fwp.collector``: agent steps/s of the collector (FWP agent acting) ÷ the same vector env stepped with random
+  actions and no network; goal >= 0.5.
+* ``fwp.learner``: IMPALA training frames/s ÷ the collector alone (same config, same agent); goal >= 0.5.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from lit_rlseq.bench import BenchResult, benchmark
+from lit_rlseq.nn import fast_weights as fw
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "fwp_atari.yaml"
+
+
+def rule_inputs(rule: str, t: int, b: int, h: int, d: int, seed: int = 0):
+    """Random inputs of the learner's shapes for one rule (as the layers feed them), resets in ~2% of steps."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
+    first = torch.rand(t, b, generator=g) < 0.02
+    sm = lambda x: torch.softmax(x, -1)  # noqa: E731
+    if rule == "lt":
+        return [fw.elu_feature_map(r(t, b, h, d)), fw.elu_feature_map(r(t, b, h, d)), r(t, b, h, d)], \
+            (r(b, h, d, d),), first
+    if rule == "delta":
+        return [fw.elu_feature_map(r(t, b, h, d)), fw.elu_feature_map(r(t, b, h, d)), r(t, b, h, d),
+                torch.sigmoid(r(t, b, h))], (r(b, h, d, d),), first
+    if rule == "rdn":
+        return [r(t, b, h, d), r(t, b, h, d), r(t, b, h, d), r(t, b, h)] + \
+            [r(h, d, d) / d**0.5 for _ in range(3)] + [r(h, d) / d**0.5], (r(b, h, d, d), r(b, h, d)), first
+    return [sm(r(t, b, h, d)), sm(r(t, b, h, d)), r(t, b, h, d), torch.sigmoid(r(t, b, h)), sm(r(t, b, h, d)),
+            r(t, b, h, d), torch.sigmoid(r(t, b, h))], (r(b, h, d, d), r(b, h, d, d), r(b, h, d)), first
+
+
+def time_fwd_bwd(fn, args, state, first, repeats: int) -> float:
+    """Median seconds of one forward + backward (loss = sum of outputs and final states)."""
+    args = [a.requires_grad_(True) for a in args]
+    state = tuple(s.requires_grad_(True) for s in state)
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        out, final = fn(*args, state[0] if len(state) == 1 else state, first)
+        finals = (final,) if isinstance(final, torch.Tensor) else final
+        loss = out.sum() + sum(f.sum() for f in finals)
+        torch.autograd.grad(loss, [*args, *state], allow_unused=True)
+        times.append(time.perf_counter() - start)
+    times = sorted(times[1:])  # the first call warms up
+    return times[len(times) // 2]
+
+
+@benchmark("fwp.rules")
+def rules(scale: float = 1.0) -> list[BenchResult]:
+    t = max(4, int(50 * scale)) if scale < 1 else 50
+    b = 32 if scale >= 1 else 4
+    repeats = max(1, int(5 * scale)) if scale < 1 else 5
+    results = []
+    for rule, (naive, fast) in fw.RULES.items():
+        for grad in ("full", "truncated"):
+            args, state, first = rule_inputs(rule, t, b, 4, 32)
+            naive_s = time_fwd_bwd(lambda *a, **k: naive(*a, grad=grad, **k), [a.clone() for a in args],
+                                   tuple(s.clone() for s in state), first, repeats)
+            fast_s = time_fwd_bwd(lambda *a, **k: fast(*a, grad=grad, **k), [a.clone() for a in args],
+                                  tuple(s.clone() for s in state), first, repeats)
+            results.append(BenchResult(
+                name=f"fwp.rules.{rule}.{grad}",
+                figures={"naive_ms": naive_s * 1e3, "fast_ms": fast_s * 1e3, "threads": torch.get_num_threads()},
+                ratio=fast_s / naive_s,
+                goal=0.2,
+                lower_is_better=True,
+                note=f"fwd+bwd, T={t} B={b} H=4 d=32, CPU; ratio = fast time / naive time (lower is better)",
+            ))
+    return results
+
+
+def _random_steps_per_s(env, steps: int, seed: int = 0) -> float:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    n = env.single_action_space.n
+    start = time.perf_counter()
+    for _ in range(steps):
+        env.step(rng.integers(0, n, env.num_envs))
+    return env.num_envs * steps / (time.perf_counter() - start)
+
+
+@benchmark("fwp.atari_vector")
+def atari_vector(scale: float = 1.0) -> list[BenchResult]:
+    """Preprocessed Pong agent steps/s with random actions: gymnasium's SyncVectorEnv and AsyncVectorEnv over
+    our AtariGame, and ale-py's own C++ AtariVectorEnv with the closest settings; ratios against Sync."""
+    from ale_py.vector_env import AtariVectorEnv
+
+    from lit_rlseq.envs.atari import make_vector_env
+
+    steps, num_envs = max(5, int(400 * scale)), 8
+    figures = {}
+    for name in ("sync", "async"):
+        env = make_vector_env("Pong", num_envs=num_envs, vector=name)
+        figures[f"{name}_steps_per_s"] = _random_steps_per_s(env, steps)
+        env.close()
+    env = AtariVectorEnv("pong", num_envs, episodic_life=True, reward_clipping=False, noop_max=30,
+                         use_fire_reset=True, repeat_action_probability=0.0, max_num_frames_per_episode=0)
+    figures["ale_vector_steps_per_s"] = _random_steps_per_s(env, steps)
+    env.close()
+    sync = figures["sync_steps_per_s"]
+    return [BenchResult(name=f"fwp.atari_vector.{name}", figures={f"{name}_steps_per_s": figures[f"{name}_steps_per_s"],
+                                                                  "sync_steps_per_s": sync},
+                        ratio=figures[f"{name}_steps_per_s"] / sync,
+                        note=f"Pong, {num_envs} envs, random actions, {steps} vector steps; ratio vs SyncVectorEnv")
+            for name in ("async", "ale_vector")]

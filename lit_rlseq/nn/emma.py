@@ -1,0 +1,251 @@
+"""EMMA (Hanjie et al., ICML 2021): the entity-mapper-with-multi-modal-attention policy for Messenger.
+
+Reads Messenger observations (``entities`` [.., 10, 10, L], ``avatar`` [.., 10, 10, 1] entity ids, ``manual``
+[.., S, W] word ids with ``manual_len`` [.., S]); see lit_rlseq.envs.messenger.
+
+    text:    word embeddings h_t (learned; the original used frozen BERT states of size 768)
+             key_s   = sum_t softmax_t(w_k . h_t) (W_k h_t)      value_s likewise with w_v, W_v   (768 -> 256)
+    cells:   query_c = mean of the non-empty layers' entity embeddings of cell c (table 25 x 256)
+             text_c  = sum_s softmax_s(query_c . key_s / 16) value_s / S   (0 for a cell without entities)
+             cell_c  = (text_c + embedding of the avatar layer at c) / 2
+    history: the last 3 frames' cell grids (copies of the first frame at an episode start) as 3 x 256 channels
+    trunk:   Conv2d(768 -> 64, kernel 2) -> LeakyReLU -> 9 x 9 x 64 = 5184 features
+    heads:   actor 5184 -> 128 -> 128 -> 5, critic 5184 -> 128 -> 128 -> 1 (LeakyReLU between)
+
+Decisions (see docs/ldd_messenger.md):
+* The padding positions of a sentence are masked out of the token softmax (with learned embeddings the
+  padding state is a constant, not BERT's context-dependent state).
+* History layout: ``frames_as_channels`` (default) stacks the three frames as channels of each cell, which is
+  what the original meant; ``raw_reshape`` reproduces its reshape of the (3, 10, 10, 256) tensor's memory to
+  (10, 10, 768), which mixes frames and cells.
+
+Speed: the policy is fed whole time-major batches. Each distinct manual of a batch is encoded once (its keys
+and values are shared by every step of its episode); the token attention goes through a per-word table
+(E W^T has one row per vocabulary word), so no [sentences, words, 768] tensor is built; attention and the
+convolution touch only the few non-empty cells (at most L + 1 of 100 per frame), each frame's cells are
+computed once and shared by the three steps whose history holds it. ``sparse=False`` runs the plain dense
+definition (same numbers, for tests and the benchmark).
+
+The network does not depend on the number of entity layers, so a policy trained on S1 continues on S2 (the
+reference's curriculum). The recurrent state carries the two frames before the current one (entity and avatar ids), so the collector
+and the learner see the same history across unroll boundaries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lit_rlseq.nn.actor_critic import ActorCritic, PolicyOutput, State
+
+GRID = 10
+HISTORY = 3
+KERNEL_OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (dy, dx) of the 2 x 2 kernel
+
+
+@dataclass
+class EmmaConfig:
+    vocab_size: int
+    num_actions: int = 5
+    max_layers: int = 5  # entity layers an observation may have (S1: 1, S2: 3, S3: 5); any number up to it
+    d_word: int = 768  # word-embedding size (BERT's hidden size in the original)
+    d_model: int = 256  # entity embeddings, keys and values
+    num_entity_ids: int = 25  # rows of the entity embedding table (ids 0..16 occur; 0 = empty)
+    conv_channels: int = 64
+    hidden: int = 128
+    history_layout: Literal["frames_as_channels", "raw_reshape"] = "frames_as_channels"
+    sparse: bool = True
+
+    @property
+    def d_features(self) -> int:
+        return self.conv_channels * (GRID - 1) ** 2
+
+
+class EmmaOutput(NamedTuple):
+    policy: PolicyOutput
+    features: torch.Tensor  # [T, B, d_features]: the trunk's output (what LDD distils)
+
+
+class ManualEncoder(nn.Module):
+    """Sentence keys and values by attention pooling over words (one pooling for keys, one for values)."""
+
+    def __init__(self, config: EmmaConfig):
+        super().__init__()
+        self.words = nn.Embedding(config.vocab_size, config.d_word, padding_idx=0)
+        self.key_score = nn.Linear(config.d_word, 1)
+        self.value_score = nn.Linear(config.d_word, 1)
+        self.key = nn.Linear(config.d_word, config.d_model)
+        self.value = nn.Linear(config.d_word, config.d_model)
+
+    def forward(self, manual: torch.Tensor, manual_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """manual [U, S, W], manual_len [U, S] -> keys, values [U, S, d_model]."""
+        u, s, w = manual.shape
+        ids = manual.reshape(u * s, w)
+        mask = torch.arange(w, device=ids.device) < manual_len.reshape(u * s, 1)
+        embeddings = self.words.weight  # [V, d_word]
+        pooled = []
+        for score, project in ((self.key_score, self.key), (self.value_score, self.value)):
+            # Per-word tables: score(h) and W h + b are affine in h, and the weights of a softmax sum to 1, so
+            # sum_t a_t (W h_t + b) = (sum_t a_t onehot(w_t)) @ (E W^T) + b.
+            logits = F.embedding(ids, score(embeddings)).squeeze(-1).masked_fill(~mask, float("-inf"))
+            weights = torch.softmax(logits, dim=-1)  # [U*S, W]
+            per_word = torch.zeros(u * s, embeddings.shape[0], device=ids.device, dtype=weights.dtype)
+            per_word.scatter_add_(1, ids, weights)
+            pooled.append((per_word @ F.linear(embeddings, project.weight) + project.bias).view(u, s, -1))
+        return pooled[0], pooled[1]
+
+
+class Emma(ActorCritic):
+    def __init__(self, config: EmmaConfig):
+        super().__init__()
+        self.config = config
+        self.num_actions = config.num_actions
+        self.manual_encoder = ManualEncoder(config)
+        self.entities = nn.Embedding(config.num_entity_ids, config.d_model, padding_idx=0)
+        self.conv = nn.Conv2d(HISTORY * config.d_model, config.conv_channels, kernel_size=2)
+
+        def head(out: int) -> nn.Sequential:
+            return nn.Sequential(nn.Linear(config.d_features, config.hidden), nn.LeakyReLU(),
+                                 nn.Linear(config.hidden, config.hidden), nn.LeakyReLU(),
+                                 nn.Linear(config.hidden, out))
+
+        self.actor = head(config.num_actions)
+        self.critic = head(1)
+        for p in self.parameters():
+            if p.dim() >= 2:
+                nn.init.xavier_uniform_(p)
+        with torch.no_grad():
+            self.entities.weight[0].zero_()
+            self.manual_encoder.words.weight[0].zero_()
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        layers = self.config.max_layers
+        return (torch.zeros(batch_size, HISTORY - 1, GRID, GRID, layers, dtype=torch.long, device=device),
+                torch.zeros(batch_size, HISTORY - 1, GRID, GRID, 1, dtype=torch.long, device=device))
+
+    # -- forward -------------------------------------------------------------------------------------------
+    def forward(self, obs: dict[str, torch.Tensor], first: torch.Tensor, state: State = ()) -> PolicyOutput:
+        return self.forward_with_features(obs, first, state).policy
+
+    def forward_with_features(self, obs: dict[str, torch.Tensor], first: torch.Tensor, state: State = ()
+                              ) -> EmmaOutput:
+        features, new_state = self.trunk(obs, first, state)
+        steps, batch = first.shape
+        logits = self.actor(features).view(steps, batch, -1)
+        value = self.critic(features).view(steps, batch)
+        return EmmaOutput(PolicyOutput(logits, value, new_state), features.view(steps, batch, -1))
+
+    def trunk(self, obs: dict[str, torch.Tensor], first: torch.Tensor, state: State = ()
+              ) -> tuple[torch.Tensor, State]:
+        """The 5184 features of every step [T * B, d_features] and the state after the last step."""
+        steps, batch = first.shape
+        device = first.device
+        if not state:
+            state = self.initial_state(batch, device)
+        entities = obs["entities"].long()
+        missing = self.config.max_layers - entities.shape[-1]
+        if missing < 0:
+            raise ValueError(f"EMMA was built for at most {self.config.max_layers} entity layers, got observations "
+                             f"with {entities.shape[-1]} (shape {tuple(entities.shape)})")
+        # Empty layers change nothing (a cell's query is the mean over its non-empty layers), so every stage's
+        # observations are padded to max_layers: one network (and one checkpoint) serves S1, S2 and S3.
+        entities = F.pad(entities, (0, missing))
+        # The timeline of frames: the two from the state, then the T observed ones.
+        frames_e = torch.cat([state[0].transpose(0, 1), entities], 0)  # [T+2, B, 10, 10, L]
+        frames_a = torch.cat([state[1].transpose(0, 1), obs["avatar"].long()], 0)
+        manual, manual_len = obs["manual"].long(), obs["manual_len"].long()
+        frames_manual = torch.cat([manual[:1], manual[:1], manual], 0)  # state frames belong to obs 0's episode
+        frames_manual_len = torch.cat([manual_len[:1], manual_len[:1], manual_len], 0)
+
+        # History: frame ids (in the timeline, flattened with B) of each step's three slots, oldest first.
+        t = torch.arange(steps, device=device)[:, None] + 2
+        start = torch.where(first, t, torch.zeros_like(t)).cummax(0).values  # [T, B]: the episode's first frame
+        slots = torch.stack([torch.maximum(t - 2, start), torch.maximum(t - 1, start), t.expand_as(start)], -1)
+        frame_ids = (slots * batch + torch.arange(batch, device=device)[None, :, None]).reshape(steps * batch, 3)
+
+        # Each distinct manual once.
+        flat_manual = frames_manual.reshape((steps + 2) * batch, -1)
+        flat_len = frames_manual_len.reshape((steps + 2) * batch, -1)
+        unique, inverse = torch.unique(torch.cat([flat_manual, flat_len], -1), dim=0, return_inverse=True)
+        width = flat_manual.shape[-1]
+        keys, values = self.manual_encoder(unique[:, :width].view(len(unique), *manual.shape[-2:]),
+                                           unique[:, width:])
+
+        frames_e = frames_e.reshape((steps + 2) * batch, GRID * GRID, -1)
+        frames_a = frames_a.reshape((steps + 2) * batch, GRID * GRID)
+        if self.config.sparse:
+            features = self._sparse_trunk(frames_e, frames_a, inverse, keys, values, frame_ids)
+        else:
+            features = self._dense_trunk(frames_e, frames_a, inverse, keys, values, frame_ids)
+        last = frame_ids.view(steps, batch, 3)[-1]  # the last step's slots 1, 2 are the next state
+        shape_e, shape_a = state[0].shape[2:], state[1].shape[2:]
+        new_state = (frames_e[last[:, 1:]].view(batch, 2, *shape_e), frames_a[last[:, 1:]].view(batch, 2, *shape_a))
+        return features, new_state
+
+    def _cells(self, entities: torch.Tensor, avatar: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
+               ) -> torch.Tensor:
+        """Cell features [M, d_model] of M cells: entities [M, L], avatar [M] ids; keys/values [M, S, d]."""
+        present = entities > 0
+        count = present.sum(-1, keepdim=True)
+        query = self.entities(entities).sum(1) / count.clamp(min=1)
+        scores = torch.einsum("md,msd->ms", query, keys) / math.sqrt(self.config.d_model)
+        text = torch.einsum("ms,msd->md", torch.softmax(scores, -1), values) / keys.shape[1]
+        text = text * (count > 0)
+        return (text + self.entities(avatar)) / 2
+
+    def _sparse_trunk(self, frames_e, frames_a, manual_of_frame, keys, values, frame_ids) -> torch.Tensor:
+        cfg = self.config
+        n = frame_ids.shape[0]
+        occupied = (frames_e > 0).any(-1) | (frames_a > 0)  # [F, 100]
+        frame, cell = occupied.nonzero(as_tuple=True)  # sorted by frame
+        m = manual_of_frame[frame]
+        cells = self._cells(frames_e[frame, cell], frames_a[frame, cell], keys[m], values[m])  # [M, d]
+        # Every cell's contribution to every (slot, kernel offset): [M, 3, 4, C].
+        weight = self.conv.weight.view(cfg.conv_channels, HISTORY, cfg.d_model, 2, 2)
+        weight = weight.permute(2, 1, 3, 4, 0).reshape(cfg.d_model, -1)
+        contributions = (cells @ weight).view(len(cells), HISTORY, 4, cfg.conv_channels)
+
+        # (step, slot) pairs -> the rows of their frame.
+        counts = torch.bincount(frame, minlength=frames_e.shape[0])
+        starts = torch.cumsum(counts, 0) - counts
+        pair_frame = frame_ids.reshape(-1)  # [N*3], pair p = step * 3 + slot
+        pair_count = counts[pair_frame]
+        total = int(pair_count.sum())
+        pair = torch.repeat_interleave(torch.arange(len(pair_frame), device=frame.device), pair_count, output_size=total)
+        offset_in_pair = torch.arange(total, device=frame.device) - torch.repeat_interleave(
+            torch.cumsum(pair_count, 0) - pair_count, pair_count, output_size=total)
+        row = starts[pair_frame][pair] + offset_in_pair
+        step, slot, position = pair // HISTORY, pair % HISTORY, cell[row]
+        if cfg.history_layout == "raw_reshape":
+            source = slot * GRID * GRID + position  # index into the (3, 10, 10) memory order
+            slot, position = source % HISTORY, source // HISTORY
+        y, x = position // GRID, position % GRID
+        out = torch.zeros(n * (GRID - 1) ** 2, cfg.conv_channels, device=cells.device, dtype=cells.dtype)
+        for k, (dy, dx) in enumerate(KERNEL_OFFSETS):
+            oy, ox = y - dy, x - dx
+            ok = (oy >= 0) & (oy < GRID - 1) & (ox >= 0) & (ox < GRID - 1)
+            target = step[ok] * (GRID - 1) ** 2 + oy[ok] * (GRID - 1) + ox[ok]
+            out.index_add_(0, target, contributions[row[ok], slot[ok], k])
+        out = F.leaky_relu(out + self.conv.bias)
+        return out.view(n, (GRID - 1) ** 2, cfg.conv_channels).transpose(1, 2).reshape(n, -1)
+
+    def _dense_trunk(self, frames_e, frames_a, manual_of_frame, keys, values, frame_ids) -> torch.Tensor:
+        """The plain definition: every cell of every frame, stacked history, Conv2d."""
+        cfg = self.config
+        frames, cells = frames_a.shape
+        m = manual_of_frame[:, None].expand(frames, cells).reshape(-1)
+        grid = self._cells(frames_e.reshape(frames * cells, -1), frames_a.reshape(-1), keys[m], values[m])
+        grid = grid.view(frames, GRID, GRID, cfg.d_model)
+        stacked = grid[frame_ids]  # [N, 3, 10, 10, d]
+        if cfg.history_layout == "raw_reshape":
+            x = stacked.reshape(-1, GRID, GRID, HISTORY * cfg.d_model)  # the original's reshape of memory
+        else:
+            x = stacked.permute(0, 2, 3, 1, 4).reshape(-1, GRID, GRID, HISTORY * cfg.d_model)
+        out = F.leaky_relu(self.conv(x.permute(0, 3, 1, 2)))
+        return out.flatten(1)
