@@ -15,6 +15,10 @@ def test_the_benchmarks_issue_2_and_3_ask_for_are_registered():
     assert {"rollouts.windows", "loops.toy_impala", "rtfm.env_steps", "ldd.rtfm_baseline"} <= set(BENCHMARKS)
 
 
+def test_the_procgen_benchmarks_issue_7_asks_for_are_registered():
+    assert {"procgen.collector", "procgen.simulator"} <= set(BENCHMARKS)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_benchmark_runs_and_reports_finite_figures(name):

@@ -20,6 +20,7 @@ MODULES = [
     "lit_rlseq.bench.trajectory",
     "lit_rlseq.bench.nethack",
     "lit_rlseq.bench.fwp",
+    "lit_rlseq.bench.procgen",
 ]
 
 
