@@ -12,7 +12,7 @@ BENCHMARKS = sorted(load_all())
 
 
 def test_the_benchmarks_issue_2_and_3_ask_for_are_registered():
-    assert {"rollouts.windows", "loops.toy_impala", "rtfm.env_steps", "ldd.rtfm_baseline"} <= set(BENCHMARKS)
+    assert {"rollouts.windows", "rollouts.bytes", "loops.toy_impala", "rtfm.env_steps", "ldd.rtfm_baseline"} <= set(BENCHMARKS)
 
 
 def test_the_procgen_benchmarks_issue_7_asks_for_are_registered():
