@@ -23,6 +23,7 @@ MODULES = [
     "lit_rlseq.bench.ppo",
     "lit_rlseq.bench.ttm",
     "lit_rlseq.bench.messenger",
+    "lit_rlseq.bench.procgen",
 ]
 
 
