@@ -19,8 +19,10 @@ learning-curve plot (the random level as a dashed line) to ``<out>/comparison.{m
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
