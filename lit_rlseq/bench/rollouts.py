@@ -1,4 +1,14 @@
-"""Window throughput of RolloutDataModule against gathering the same windows from in-memory arrays with NumPy.
+"""Rollout store benchmarks: window throughput (``rollouts.windows``) and bytes on disk (``rollouts.bytes``).
+
+``rollouts.bytes`` writes one small episode and many, per case and codec, and reports bytes on disk per
+transition against the raw bytes: vector (20-step episodes of float32 obs [17] per state, action [6], reward,
+done), text (20-step episodes of a 30-word observation per state, a 2-word action and 0-11 valid actions per
+state) and frames (200-step episodes of real Procgen coinrun frames [3, 64, 64] from random play when procgen
+is installed, random ones otherwise) with codecs none, lzf, gzip:1 (the default) and gzip:4.
+
+``rollouts.windows``: throughput of RolloutDataModule against gathering the same windows from in-memory arrays
+with NumPy. The stores are written with the default codecs (checksums on, frames gzip level 1);
+``setup_load_s`` is the time ``setup`` takes to read them.
 
 Two stores are built in a temporary directory (episode counts times ``scale``):
 
@@ -32,6 +42,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +52,7 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler, get_worker_
 from lit_rlseq.bench import BenchResult, benchmark
 from lit_rlseq.rollouts.datamodule import ArrayBatchSampler, RolloutDataModule, WindowDataset, empty_batch
 from lit_rlseq.rollouts.episode import Episode, EpisodeTags
-from lit_rlseq.rollouts.store import RolloutStore
+from lit_rlseq.rollouts.store import RolloutStore, text_bytes
 
 
 @dataclass
@@ -181,9 +192,12 @@ def windows(scale: float = 1.0) -> list[BenchResult]:
                 dm = RolloutDataModule(
                     path, window=case.window, batch_size=case.batch_size, val_fraction=0, num_workers=workers
                 )
-                dm.setup("fit")
+                start = time.perf_counter()
+                dm.setup("fit")  # reads the fields from the store (frames: gzip level 1, the default codec)
+                setup_s = time.perf_counter() - start
                 # Both sides get at least two batches after the first, whatever the scale.
                 figures = measure(dm, turns=8 if workers == 0 else 1)
+                figures["setup_load_s"] = setup_s
                 results.append(
                     BenchResult(
                         name=f"rollouts.windows[{case.name},workers={workers}]",
@@ -191,7 +205,109 @@ def windows(scale: float = 1.0) -> list[BenchResult]:
                         ratio=figures["windows_per_s"] / figures["limit_windows_per_s"],
                         goal=0.5,
                         note=f"{n_episodes} episodes x {case.steps} steps, window {case.window}, "
-                        f"batch {case.batch_size}; limit = np.take per field in the main process",
+                        f"batch {case.batch_size}; default codecs (checksums on, frames gzip level 1); "
+                        "limit = np.take per field in the main process",
                     )
                 )
+    return results
+
+
+# ---- bytes on disk
+
+
+def _procgen_frames(count: int, seed: int) -> np.ndarray | None:
+    """``count`` real 64x64 RGB coinrun frames from random play, [count, 3, 64, 64] uint8; None without procgen."""
+    try:
+        from procgen import ProcgenGym3Env
+    except ImportError:
+        return None
+    env = ProcgenGym3Env(num=1, env_name="coinrun", start_level=seed, num_levels=0, rand_seed=seed)
+    rng = np.random.default_rng(seed)
+    frames = np.empty((count, 64, 64, 3), dtype=np.uint8)
+    for t in range(count):
+        env.act(rng.integers(0, 15, size=1))
+        frames[t] = env.observe()[1]["rgb"][0]
+    return frames.transpose(0, 3, 1, 2).copy()
+
+
+def _bytes_cases(rng: np.random.Generator, steps: int, frames: np.ndarray | None) -> dict[str, dict[str, Any]]:
+    """Per case: the fields of one episode of ``steps`` transitions (per state where it says so)."""
+    words = ["go", "north", "south", "take", "the", "lamp", "open", "door", "mailbox", "leaflet", "é"]
+
+    def sentence(n: int) -> str:
+        return " ".join(rng.choice(words, size=n))
+
+    cases = {
+        "vector": {
+            "obs": rng.normal(size=(steps + 1, 17)).astype(np.float32),
+            "action": rng.normal(size=(steps, 6)).astype(np.float32),
+            "reward": rng.normal(size=steps).astype(np.float32),
+            "done": np.arange(steps) == steps - 1,
+        },
+        "text": {
+            "observation": [sentence(30) for _ in range(steps + 1)],
+            "action": [sentence(2) for _ in range(steps)],
+            "valid": [[sentence(2) for _ in range(rng.integers(0, 12))] for _ in range(steps + 1)],
+        },
+    }
+    if frames is None:  # no procgen: random frames, which do not compress (said in the result's note)
+        frames = rng.integers(0, 256, size=(steps + 1, 3, 64, 64), dtype=np.uint8)
+    cases["frames"] = {"frames": frames[: steps + 1], "action": rng.integers(0, 15, size=steps)}
+    return cases
+
+
+def _raw_bytes(fields: dict[str, Any]) -> int:
+    """Array bytes, and UTF-8 bytes of text."""
+    return sum(value.nbytes if isinstance(value, np.ndarray) else text_bytes(value) for value in fields.values())
+
+
+@benchmark("rollouts.bytes")
+def bytes_on_disk(scale: float = 1.0) -> list[BenchResult]:
+    """Bytes on disk per transition for one small episode and for many, by case and codec, against raw bytes.
+
+    Raw bytes are the fields' array bytes (text: its UTF-8 bytes), without tags. ``ratio`` is raw / on disk
+    (above 1: smaller than raw).
+    """
+    results = []
+    steps = 20
+    many = max(2, round(1000 * scale))
+    frames_episodes = max(2, round(50 * scale))
+    frame_steps = 200
+    real = _procgen_frames(frames_episodes * (frame_steps + 1), seed=0)
+    rng = np.random.default_rng(0)
+    codec_runs = [("vector", "default", None), ("text", "default", None), ("text", "gzip:1", "gzip:1")]
+    codec_runs += [("frames", codec, codec) for codec in ("none", "lzf", "gzip:1", "gzip:4")]
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, label, codec in codec_runs:
+            n, length = (frames_episodes, frame_steps) if case == "frames" else (many, steps)
+            episodes = []
+            for i in range(n):
+                clip = None if real is None else real[i * (length + 1) : (i + 1) * (length + 1)]
+                episodes.append(_bytes_cases(rng, length, clip)[case])
+            compression = None if codec is None else {name: codec for name in episodes[0]}
+            sizes = {}
+            for count in (1, n):
+                path = f"{tmp}/{case}-{label}-{count}"
+                start = time.perf_counter()
+                with RolloutStore(path) as store, store.writer(compression=compression) as writer:
+                    for i in range(count):
+                        writer.append(Episode(episodes[i], EpisodeTags(run_id="bench", epoch=i)))
+                seconds = time.perf_counter() - start
+                sizes[count] = sum(p.stat().st_size for p in Path(path).glob("shard-*.h5"))
+            raw = sum(_raw_bytes(fields) for fields in episodes)
+            figures = {
+                "bytes_per_transition": sizes[n] / (n * length),
+                "raw_bytes_per_transition": raw / (n * length),
+                "one_episode_shard_bytes": float(sizes[1]),
+                "write_MB_per_s_raw": raw / seconds / 1e6,
+            }
+            source = "" if case != "frames" else ("procgen coinrun frames" if real is not None else "random frames")
+            results.append(
+                BenchResult(
+                    name=f"rollouts.bytes[{case},{label}]",
+                    figures=figures,
+                    ratio=raw / sizes[n],
+                    note=f"{n} episodes x {length} steps {source}; ratio = raw bytes / bytes on disk",
+                )
+            )
     return results

@@ -19,7 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from lit_rlseq.ldd.pipeline import SMOKE, Comparison, Stage, compare, config_args, run_stage
+from lit_rlseq.ldd.pipeline import SMOKE, Comparison, compare
+from lit_rlseq.stages import Stage, config_args, run_stage
 
 STAGES = ("s1", "s2")
 LDD_MAX_STEPS = 10  # LDD's Messenger step limit, for the random level of every evaluation env

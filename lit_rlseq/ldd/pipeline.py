@@ -21,10 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,30 +29,12 @@ import numpy as np
 
 from lit_rlseq.loops.curves import FRAMES, read_curve
 from lit_rlseq.loops.random_level import random_policy_level
+from lit_rlseq.stages import CONFIGS, Stage, config_args, run_stage
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 METRICS = {"train": "eval/train/success", "dev": "eval/dev/success"}
 # The evaluation envs of METRICS, for the random policy's level (a reference line in the comparison plot).
 RANDOM_LEVEL_ENVS = {"train": "rtfm:groups_simple_stationary", "dev": "rtfm:groups_simple_stationary_dev"}
 RANDOM_LEVEL_EPISODES = 2000
-
-
-@dataclass
-class Stage:
-    name: str
-    command: list[str]
-    directory: Path | None  # where `complete` and checkpoints/last.ckpt live (None: not a fit stage)
-    key: str = ""  # "baseline 0", "ldd 0": how the comparison finds the stage's wall time
-
-
-def config_args(name: str, scale: str) -> list[str]:
-    args = ["--config", str(CONFIGS / f"{name}.yaml")]
-    overlay = CONFIGS / "scale" / f"{name}_{scale}.yaml"
-    if scale != "small":
-        if not overlay.exists():
-            raise SystemExit(f"ldd-rtfm: no {scale}-scale settings for {name} ({overlay} is missing)")
-        args += ["--config", str(overlay)]
-    return args
 
 
 # --smoke: tiny budgets for every stage, to check that the whole pipeline runs.
@@ -94,29 +73,6 @@ def plan(out: Path, seeds: list[int], scale: str, rl_extra: list[str], smoke: bo
     checkpoint = f"--model.init_args.dynamics_checkpoint={dynamics / 'checkpoints' / 'best.ckpt'}"
     stages += [rl_stage("ldd", "LDD", "ldd_rtfm", seed, checkpoint) for seed in seeds]
     return stages
-
-
-def run_stage(stage: Stage, dry_run: bool) -> float:
-    """Runs (or skips, or resumes) one stage; returns its wall time in seconds (recorded when it finished)."""
-    command = list(stage.command)
-    marker = stage.directory / "complete" if stage.directory is not None else None
-    if marker is not None:
-        if marker.exists():
-            print(f"== {stage.name}: done already ({marker})", flush=True)
-            return float(json.loads(marker.read_text())["seconds"])
-        last = stage.directory / "checkpoints" / "last.ckpt"
-        if last.exists():
-            print(f"== {stage.name}: resuming from {last}", flush=True)
-            command += ["--ckpt_path", str(last)]
-    print(f"== {stage.name}\n$ {shlex.join(command)}", flush=True)
-    if dry_run:
-        return 0.0
-    start = time.perf_counter()
-    subprocess.run(command, check=True)
-    seconds = time.perf_counter() - start
-    if marker is not None:
-        marker.write_text(json.dumps({"command": command, "seconds": seconds}) + "\n")
-    return seconds
 
 
 # -- the comparison ----------------------------------------------------------------------------------------

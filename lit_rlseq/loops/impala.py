@@ -5,9 +5,10 @@ Per learner step, on one batch of unrolls (see lit_rlseq.loops.unroll):
     loss = pg + baseline_cost * 0.5 * (v_s - V)^2 - entropy_cost * H(pi)   (+ any auxiliary losses)
 
 each term summed over time and averaged over the batch (``reduction="time_sum_batch_mean"``, the RTFM/SILG
-setting) or summed over both (``"sum"``, torchbeast's Atari setting). RMSprop with a learning rate that decays
-linearly to 0 over ``lr_decay_frames`` frames (default: over the whole run the Trainer plans), gradient-norm
-clipping, rewards clipped to [-reward_clip, reward_clip]. ``lr_schedule="constant"`` keeps the rate fixed.
+setting) or summed over both (``"sum"``, torchbeast's Atari setting). RMSprop (or ``optimizer="adam"``, LDD's
+NetHack setting) with a learning rate that decays linearly to 0 over ``lr_decay_frames`` frames (default: over
+the whole run the Trainer plans), gradient-norm clipping, rewards clipped to [-reward_clip, reward_clip].
+``lr_schedule="constant"`` keeps the rate fixed.
 
 Subclasses build the network (``self.policy``) and may add auxiliary losses by overriding ``learner_forward``
 and ``auxiliary_losses``.
@@ -15,13 +16,12 @@ and ``auxiliary_losses``.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import torch
 
 from lit_rlseq.errors import UserError
-from lit_rlseq.loops.module import OnlineRLModule
+from lit_rlseq.loops.module import OnlineRLModule, linear_decay  # noqa: F401  (linear_decay: re-exported)
 from lit_rlseq.loops.unroll import Unroll
 from lit_rlseq.nn.actor_critic import PolicyOutput
 from lit_rlseq.rl import action_log_probs, baseline_loss, entropy, policy_gradient_loss, vtrace
@@ -36,11 +36,6 @@ def reduce_loss(term: torch.Tensor, reduction: Reduction) -> torch.Tensor:
     if reduction == "sum":
         return term.sum()
     raise ValueError(f"unknown reduction {reduction!r}")
-
-
-def linear_decay(frames: int, decay_frames: float) -> float:
-    """The learning-rate factor after ``frames`` frames: 1 at the start, 0 at ``decay_frames`` and after."""
-    return max(0.0, 1.0 - frames / decay_frames)
 
 
 class ImpalaModule(OnlineRLModule):
@@ -61,6 +56,8 @@ class ImpalaModule(OnlineRLModule):
         c_bar: float = 1.0,
         vtrace_lambda: float = 1.0,
         reduction: Reduction = "time_sum_batch_mean",
+        optimizer: Literal["rmsprop", "adam"] = "rmsprop",
+        adam_eps: float = 1e-8,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -79,38 +76,24 @@ class ImpalaModule(OnlineRLModule):
         self.c_bar = c_bar
         self.vtrace_lambda = vtrace_lambda
         self.reduction = reduction
+        self.optimizer_name = optimizer
+        self.adam_eps = adam_eps
 
     # -- optimisation --------------------------------------------------------------------------------
-    def planned_frames(self) -> float:
-        """Frames this run will consume as the Trainer plans it (inf when it has no end)."""
-        dm = self.trainer.datamodule
-        steps = self.trainer.estimated_stepping_batches
-        per_step = getattr(dm, "unroll_length", 0) * getattr(dm, "batch_size", 0) * self.trainer.world_size
-        if per_step == 0 or not math.isfinite(steps):
-            return math.inf
-        return float(steps) * per_step
-
-    def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        """What the optimizer updates: frozen parts (e.g. a distillation teacher) are left out."""
-        return [p for p in self.parameters() if p.requires_grad]
-
     def configure_optimizers(self):
-        optimizer = torch.optim.RMSprop(
-            self.trainable_parameters(),
-            lr=self.lr,
-            alpha=self.rmsprop_alpha,
-            eps=self.rmsprop_eps,
-            momentum=self.rmsprop_momentum,
-        )
-        if self.lr_schedule == "constant":
-            factor = lambda _: 1.0  # noqa: E731
-        elif self.lr_schedule == "linear":
-            decay_frames = self.lr_decay_frames or self.planned_frames()
-            # The schedule reads the frame counter (restored from checkpoints), not the step count.
-            factor = lambda _: linear_decay(int(self.frames), decay_frames)  # noqa: E731
+        if self.optimizer_name == "rmsprop":
+            optimizer = torch.optim.RMSprop(
+                self.trainable_parameters(),
+                lr=self.lr,
+                alpha=self.rmsprop_alpha,
+                eps=self.rmsprop_eps,
+                momentum=self.rmsprop_momentum,
+            )
+        elif self.optimizer_name == "adam":
+            optimizer = torch.optim.Adam(self.trainable_parameters(), lr=self.lr, eps=self.adam_eps)
         else:
-            raise UserError(f"model.init_args.lr_schedule must be 'linear' or 'constant', got {self.lr_schedule!r}")
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+            raise UserError(f"model.init_args.optimizer must be 'rmsprop' or 'adam', got {self.optimizer_name!r}")
+        schedule = self.frame_schedule(optimizer, self.lr_schedule, self.lr_decay_frames)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # -- the loss ------------------------------------------------------------------------------------

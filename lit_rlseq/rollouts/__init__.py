@@ -14,12 +14,13 @@ if TYPE_CHECKING:
     from lit_rlseq.rollouts.d4rl import export_d4rl, import_d4rl, read_d4rl
     from lit_rlseq.rollouts.datamodule import RolloutDataModule, WindowDataset, split_episodes
     from lit_rlseq.rollouts.episode import Episode, EpisodeTags, FieldSpec
-    from lit_rlseq.rollouts.store import EpisodeRef, LoadedEpisodes, RolloutStore, RolloutWriter
+    from lit_rlseq.rollouts.store import DamagedShardError, EpisodeRef, LoadedEpisodes, RolloutStore, RolloutWriter
 
 _MODULE_OF = {
     "Episode": "episode",
     "EpisodeTags": "episode",
     "FieldSpec": "episode",
+    "DamagedShardError": "store",
     "EpisodeRef": "store",
     "LoadedEpisodes": "store",
     "RolloutStore": "store",
