@@ -13,6 +13,8 @@ checkpoints) are printed as one message, without a traceback, and exit with stat
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import sys
 import warnings
 from pathlib import Path
@@ -23,6 +25,9 @@ from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from lit_rlseq.errors import MissingArtifactError, UserError
+
+# Data-derived shapes linked into the model (see LitRLSeqCLI.add_arguments_to_parser).
+LINKED_FROM_DATA = ("vocab", "num_actions", "action_dim", "obs_dim", "observation_dim", "dataset_spec")
 
 EXTRA_SUBCOMMANDS = {
     "collect": {"model", "dataloaders", "datamodule"},
@@ -71,7 +76,7 @@ class LitRLSeqCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Data-derived shapes. A model that does not take the argument is left alone; a data module that does
         # not provide it gives None, and the model says what it needs.
-        for name in ("vocab", "num_actions", "observation_dim", "action_dim", "dataset_spec"):
+        for name in LINKED_FROM_DATA:
             parser.link_arguments(
                 "data", f"model.init_args.{name}", compute_fn=_attribute(name), apply_on="instantiate"
             )
@@ -83,6 +88,33 @@ class LitRLSeqCLI(LightningCLI):
             raise MissingArtifactError(
                 "checkpoint (--ckpt_path)", ckpt_path, produce_with="lightning fit --config <the run's config>"
             )
+        if ckpt_path:
+            self._drop_foreign_links(self.config[subcommand].get("model"))
+
+    @staticmethod
+    def _drop_foreign_links(model: Any) -> None:
+        """A checkpoint's saved hyperparameters hold every linked shape, also those its model does not take (the
+        link writes None for them); Lightning passes them all back on resume. Keep only those the model takes."""
+        dict_kwargs = model.get("dict_kwargs") if model is not None else None
+        if not dict_kwargs or not model.get("class_path"):
+            return
+        module_name, _, class_name = model["class_path"].rpartition(".")
+        model_class = getattr(importlib.import_module(module_name), class_name)
+        for name in LINKED_FROM_DATA:
+            if name in dict_kwargs and not _takes_argument(model_class, name):
+                del dict_kwargs[name]
+
+
+def _takes_argument(model_class: type, name: str) -> bool:
+    """Whether ``name`` is a named parameter of the __init__ of ``model_class`` or of a base class below
+    LightningModule (where **kwargs are forwarded to)."""
+    for cls in model_class.__mro__:
+        if cls is L.LightningModule:
+            break
+        init = cls.__dict__.get("__init__")
+        if init is not None and name in inspect.signature(init).parameters:
+            return True
+    return False
 
 
 def _attribute(name: str):

@@ -57,3 +57,19 @@ class SlowDown(L.Callback):
         import time
 
         time.sleep(self.seconds)
+
+
+class RecordPolicyStatistics(L.Callback):
+    """Writes <out>/stats<r>.json: the policy's observation-normaliser statistics and a weight checksum at the end."""
+
+    def __init__(self, out: str):
+        self.out = Path(out)
+
+    def on_fit_end(self, trainer, pl_module):
+        stats = pl_module.policy.normalizer.stats["obs"]
+        record = {"count": float(stats.count), "mean": stats.mean.tolist(), "var": stats.var.tolist(),
+                  "weights": float(sum(p.double().sum() for p in pl_module.policy.parameters())),
+                  "optimizer_steps": int(trainer.optimizers[0].state[trainer.optimizers[0].param_groups[0]["params"][0]]["step"]),
+                  "frames": int(pl_module.frames)}
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / f"stats{trainer.global_rank}.json").write_text(json.dumps(record))

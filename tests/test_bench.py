@@ -19,6 +19,10 @@ def test_the_procgen_benchmarks_issue_7_asks_for_are_registered():
     assert {"procgen.collector", "procgen.simulator"} <= set(BENCHMARKS)
 
 
+def test_the_ppo_benchmarks_are_registered():
+    assert {"ppo.toy", "ppo.hopper"} <= set(BENCHMARKS)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_benchmark_runs_and_reports_finite_figures(name):

@@ -20,8 +20,9 @@ CONFIGS_BY_SYSTEM = {
     "foundation": {"toy_impala"},
     "ldd_rtfm": {"ldd_rtfm_baseline", "ldd_rtfm_collect", "ldd_rtfm_dynamics", "ldd_rtfm"},
     "ldd_messenger": {"ldd_messenger_collect", "ldd_messenger_dynamics"},
-    "procgen": {"procgen_sim"},
+    "procgen": {"procgen_agent", "procgen_collect", "procgen_sim"},
     "fwp": {"fwp_atari"},
+    "ppo": {"toy_ppo", "ppo_hopper"},
 }
 
 
@@ -57,9 +58,18 @@ def fwp_command(name: str, tmp_path: Path, request) -> list[str]:
             "--data.init_args.eval_num_envs=2"]
 
 
+def ppo_command(name: str, tmp_path: Path, request) -> list[str]:
+    args = ["fit", "--data.init_args.eval_episodes=4"]
+    if name == "ppo_hopper":  # one short batch (still >= the 32 minibatches)
+        args.append("--data.init_args.unroll_length=64")
+    return args
+
+
 COMMANDS: dict[str, Callable[[str, Path, object], list[str]]] = {
     "procgen_": procgen_command,
     "fwp_atari": fwp_command,
+    "toy_ppo": ppo_command,
+    "ppo_hopper": ppo_command,
     "ldd_messenger": lambda name, tmp_path, request: ldd_command(name, tmp_path, request, "messenger_demos"),
 }
 

@@ -78,7 +78,7 @@ def test_same_seed_same_episodes():
 
 
 def test_bad_variant_and_actions_are_user_errors():
-    with pytest.raises(UserError, match="no variants"):
+    with pytest.raises(UserError, match="unknown toy variant .toy:hard.; use env .toy. or one of"):
         make_vector_env("toy:hard", num_envs=1)
     with pytest.raises(UserError, match="unknown environment"):
         make_vector_env("nosuchenv", num_envs=1)

@@ -21,6 +21,7 @@ MODULES = [
     "lit_rlseq.bench.nethack",
     "lit_rlseq.bench.fwp",
     "lit_rlseq.bench.procgen",
+    "lit_rlseq.bench.ppo",
 ]
 
 

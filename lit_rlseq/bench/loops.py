@@ -1,14 +1,15 @@
-"""Learner throughput against its limit: frames/s of IMPALA training vs the same envs stepped by the same
+"""Learner throughput against its limit: frames/s of IMPALA or PPO training vs the same envs stepped by the same
 policy with no learning (the collector alone), synchronous and asynchronous, in one run.
 
 The learner's frames/s counts the frames it trained on between the end of a warm-up batch and the end of the
 run (Lightning's start-up and the first unroll excluded). The limit steps the same envs with the same network
-(``Collector.unroll``, inference only). Raw env steps/s with random valid actions are reported too.
+(``Collector.unroll``, inference only). Raw env steps/s with random (valid) actions are reported too.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 from pathlib import Path
 
@@ -44,10 +45,14 @@ def env_only_steps_per_s(env_id: str, num_envs: int, steps: int, env_kwargs: dic
     env = make_vector_env(env_id, num_envs=num_envs, seed=0, **env_kwargs)
     obs, _ = env.reset(seed=0)
     rng = np.random.default_rng(0)
+    env.action_space.seed(0)
     start = time.perf_counter()
     for _ in range(steps):
-        keys = np.where(obs["valid"], rng.random(obs["valid"].shape), -1.0)
-        obs, *_ = env.step(keys.argmax(1))
+        if "valid" in obs:
+            keys = np.where(obs["valid"], rng.random(obs["valid"].shape), -1.0)
+            obs, *_ = env.step(keys.argmax(1))
+        else:
+            obs, *_ = env.step(env.action_space.sample())
     return num_envs * steps / (time.perf_counter() - start)
 
 
@@ -60,8 +65,11 @@ def learner_vs_collector(name: str, config: Path, steps: int) -> list[BenchResul
     def make_data(workers: int, steps_per_epoch: int) -> OnlineDataModule:
         return OnlineDataModule(**{**eval_free, "num_workers": workers, "steps_per_epoch": steps_per_epoch})
 
+    accepted = inspect.signature(model_class.__init__).parameters
+    linked = [name for name in ("vocab", "num_actions", "action_dim", "obs_dim") if name in accepted]
+
     def make_module(dm: OnlineDataModule) -> L.LightningModule:
-        return model_class(vocab=dm.vocab, num_actions=dm.num_actions, **model_args)
+        return model_class(**{name: getattr(dm, name) for name in linked}, **model_args)
 
     dm = make_data(0, steps)
     module = make_module(dm)

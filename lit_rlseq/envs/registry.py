@@ -23,6 +23,7 @@ FAMILIES: dict[str, str] = {
     "messenger": "lit_rlseq.envs.messenger:make_vector_env",
     "procgen": "lit_rlseq.envs.procgen:make_vector_env",
     "atari": "lit_rlseq.envs.atari:make_vector_env",
+    "mujoco": "lit_rlseq.envs.mujoco:make_vector_env",
 }
 
 

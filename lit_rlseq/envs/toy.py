@@ -9,6 +9,8 @@ the txt2pi network reads with attention conditioned on the task.
 
 Observations follow the text-grid convention in ``lit_rlseq.envs`` (the same keys and shapes as RTFM), so
 the same networks, collectors and stores serve both. The whole batch is simulated with numpy at once.
+
+``toy:reach`` is a second, continuous-action toy (``ReachVectorEnv``) for testing continuous-control learners.
 """
 
 from __future__ import annotations
@@ -219,7 +221,78 @@ def _observation_space(vocab_size: int) -> gym.spaces.Dict:
     )
 
 
-def make_vector_env(variant: str | None, num_envs: int, seed: int | None = None, max_steps: int = 20) -> ToyVectorEnv:
-    if variant is not None:
-        raise UserError(f"the toy env has no variants, got 'toy:{variant}'; use env 'toy'")
-    return ToyVectorEnv(num_envs, max_steps=max_steps, seed=seed)
+REACH_SPEED = 0.25
+REACH_TOLERANCE = 0.05
+
+
+class ReachVectorEnv(gym.vector.VectorEnv):
+    """``toy:reach``, a 1-D continuous-control test: move a point on [-1, 1] to a target.
+
+    Observation ``{"obs": float32 [2]}`` = (position, target); action float32 [1] in [-1, 1] (the collector
+    clips), moving the point by ``0.25 * action``. Reward ``-|position - target|`` after each move; the episode
+    terminates when the point is within 0.05 of the target and is truncated after ``max_steps`` steps. A random
+    policy returns about -5 per episode, one that heads straight for the target about -1.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, num_envs: int, max_steps: int = 10, seed: int | None = None):
+        if num_envs < 1:
+            raise UserError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = num_envs
+        self.max_steps = max_steps
+        self.single_action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
+        self.single_observation_space = gym.spaces.Dict({"obs": gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)})
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
+        self._rng = np.random.default_rng(seed)
+        self.position = np.zeros(num_envs)
+        self.target = np.zeros(num_envs)
+        self.steps = np.zeros(num_envs, dtype=np.int64)
+
+    def _reset_envs(self, which: np.ndarray) -> None:
+        self.position[which] = self._rng.uniform(-1.0, 1.0, len(which))
+        self.target[which] = self._rng.uniform(-1.0, 1.0, len(which))
+        self.steps[which] = 0
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        return {"obs": np.stack([self.position, self.target], axis=1).astype(np.float32)}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._reset_envs(np.arange(self.num_envs))
+        return self._observe(), {}
+
+    def step(self, actions: Any):
+        actions = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, 1)[:, 0]
+        if not np.isfinite(actions).all():
+            raise UserError(f"toy:reach actions must be finite, got {actions}")
+        self.position = np.clip(self.position + REACH_SPEED * np.clip(actions, -1.0, 1.0), -1.0, 1.0)
+        self.steps += 1
+        distance = np.abs(self.position - self.target)
+        reward = (-distance).astype(np.float32)
+        terminated = distance < REACH_TOLERANCE
+        truncated = ~terminated & (self.steps >= self.max_steps)
+        done = terminated | truncated
+        info: dict[str, Any] = {}
+        if done.any():
+            final = self._observe()
+            final_obs = np.empty(self.num_envs, dtype=object)
+            for env in np.flatnonzero(done):
+                final_obs[env] = {"obs": final["obs"][env]}
+            info = {"final_obs": final_obs, "_final_obs": done}
+            self._reset_envs(np.flatnonzero(done))
+        return self._observe(), reward, terminated, truncated, info
+
+
+VARIANTS = {"reach": ReachVectorEnv}
+
+
+def make_vector_env(variant: str | None, num_envs: int, seed: int | None = None,
+                    max_steps: int | None = None) -> gym.vector.VectorEnv:
+    """``toy`` (the text-grid room, 20 steps by default) or ``toy:reach`` (continuous, 10 steps)."""
+    if variant is not None and variant not in VARIANTS:
+        raise UserError(f"unknown toy variant 'toy:{variant}'; use env 'toy' or one of {[f'toy:{v}' for v in VARIANTS]}")
+    cls = ToyVectorEnv if variant is None else VARIANTS[variant]
+    return cls(num_envs, seed=seed, **({} if max_steps is None else {"max_steps": max_steps}))

@@ -4,6 +4,7 @@ from lit_rlseq.ldd.dynamics import DynamicsDataModule, DynamicsMetricsPlot, Dyna
 from lit_rlseq.ldd.distill import LDDImpala
 from lit_rlseq.ldd.expert import RTFMExpert
 from lit_rlseq.ldd.impala import TextGridImpala
+from lit_rlseq.ldd.ppo import TextGridPPO
 
 __all__ = [
     "DynamicsDataModule",
@@ -12,5 +13,6 @@ __all__ = [
     "LDDImpala",
     "RTFMExpert",
     "TextGridImpala",
+    "TextGridPPO",
     "load_dynamics_encoder",
 ]

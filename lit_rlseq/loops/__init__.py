@@ -1,4 +1,4 @@
-"""RL loops on Lightning's public API: collectors, the online DataModule, evaluation, the IMPALA learner."""
+"""RL loops on Lightning's public API: collectors, the online DataModule, evaluation, the IMPALA and PPO learners."""
 
 from lit_rlseq.loops.collect import CollectDataModule
 from lit_rlseq.loops.collector import Collector, ScriptedPolicy
@@ -6,6 +6,7 @@ from lit_rlseq.loops.curves import LearningCurve
 from lit_rlseq.loops.impala import ImpalaModule
 from lit_rlseq.loops.module import OnlineRLModule
 from lit_rlseq.loops.online import OnlineDataModule
+from lit_rlseq.loops.ppo import MLPPPO, PPOModule
 from lit_rlseq.loops.unroll import EpisodeStats, Unroll
 
 __all__ = [
@@ -14,8 +15,10 @@ __all__ = [
     "EpisodeStats",
     "ImpalaModule",
     "LearningCurve",
+    "MLPPPO",
     "OnlineDataModule",
     "OnlineRLModule",
+    "PPOModule",
     "ScriptedPolicy",
     "Unroll",
 ]

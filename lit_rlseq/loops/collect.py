@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from lit_rlseq.envs.registry import make_vector_env
 from lit_rlseq.errors import UserError
 from lit_rlseq.loops.collector import Collector, Policy, RecordedEpisode
-from lit_rlseq.loops.online import stream_seed
+from lit_rlseq.loops.online import env_shapes, stream_seed
 from lit_rlseq.loops.unroll import EpisodeStats
 from lit_rlseq.rollouts import Episode, EpisodeTags, RolloutStore, RolloutWriter
 
@@ -28,21 +28,30 @@ COLLECT_STREAM = 2_000_000  # keeps collection seeds apart from training and eva
 
 
 def episode_fields(episode: RecordedEpisode) -> dict[str, np.ndarray]:
-    """How a recorded episode is laid out in a store: ``obs/<key>`` (L+1 rows), action, reward, logits (L);
-    with recorded policy outputs also ``value`` and each extra output (e.g. ``hx``), L rows each."""
-    return {
+    """How a recorded episode is laid out in a store: ``obs/<key>`` (L+1 rows); action, reward, the behaviour
+    distribution's parameters (``behaviour_logits``), the log-probability of each action and the policy's value
+    estimate (``behaviour_log_prob``, ``value``: L rows), and with recorded policy outputs each of the network's
+    extra outputs (e.g. ``hx``, L rows). Continuous actions are stored as executed (clipped)."""
+    fields = {
         **{f"obs/{k}": v for k, v in episode.obs.items()},
         "action": episode.action,
         "reward": episode.reward,
         "behaviour_logits": episode.behaviour_logits,
         **episode.outputs,
     }
+    if episode.behaviour_log_prob is not None:
+        fields["behaviour_log_prob"] = episode.behaviour_log_prob
+    if episode.value is not None:
+        fields["value"] = episode.value
+    return fields
 
 
 def recorded_episode(episode: RecordedEpisode, tags: EpisodeTags) -> Episode:
-    """A recorded episode as stored: its fields, and the tags plus its return and success in tag metadata."""
+    """A recorded episode as stored: its fields, and the tags plus its return, success and whether it ended by
+    termination (``terminated``: False means a time limit cut it, D4RL's ``timeouts``) in tag metadata."""
     success = None if np.isnan(episode.success) else bool(episode.success)
-    metadata = {**tags.metadata, "return": float(episode.reward.sum()), "success": success}
+    metadata = {**tags.metadata, "return": float(episode.reward.sum()), "success": success,
+                "terminated": bool(episode.terminated)}
     return Episode(episode_fields(episode), replace(tags, metadata=metadata))
 
 
@@ -121,7 +130,7 @@ class CollectDataModule(L.LightningDataModule):
         self.video, self.video_episodes, self.video_key = video, video_episodes, video_key
 
         probe = make_vector_env(env, num_envs=1, seed=0, **self.env_kwargs)
-        self.num_actions = int(probe.single_action_space.n)
+        self.num_actions, self.action_dim, self.obs_dim = env_shapes(probe)
         vocab = getattr(probe, "vocab", None)
         self.vocab: list[str] | None = list(vocab.words) if vocab is not None else None
         self.store_metadata: dict[str, Any] = {"env": env, "env_kwargs": self.env_kwargs}

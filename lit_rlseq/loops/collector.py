@@ -3,13 +3,18 @@
 The collector owns the environments' live state between calls (the last observation, which columns start an
 episode, the policy's recurrent state, running episode returns), so consecutive ``unroll`` calls continue the
 same episodes. Actions are sampled with the collector's own torch generator, which is part of its state_dict.
+
+Discrete and continuous actions: the policy's ``action_dist`` (lit_rlseq.nn.distributions) samples actions
+from its output parameters. Continuous actions are clipped to the env's ``Box`` bounds when the env is
+stepped; unrolls keep the sampled action (see lit_rlseq.loops.unroll), recorded episodes the executed one.
+An optional ``RewardScaler`` (reward normalisation) scales the rewards of training unrolls.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -18,6 +23,8 @@ from gymnasium.vector import AutoresetMode
 
 from lit_rlseq.loops.unroll import EpisodeStats, Unroll
 from lit_rlseq.nn.actor_critic import ActorCritic, State
+from lit_rlseq.nn.distributions import ActionDistribution, Categorical
+from lit_rlseq.nn.normalize import RewardScaler
 
 
 @runtime_checkable
@@ -35,13 +42,21 @@ class RecordedEpisode:
     """One finished episode as numpy arrays: observations have L+1 rows (the final one included)."""
 
     obs: dict[str, np.ndarray]
-    action: np.ndarray  # [L]
+    action: np.ndarray  # [L] int64 (discrete) or [L, D] float32 (continuous, as executed: clipped to the bounds)
     reward: np.ndarray  # [L]
-    behaviour_logits: np.ndarray  # [L, A]
+    behaviour_logits: np.ndarray  # [L, P] the policy's distribution parameters
     success: float  # 1.0 / 0.0, NaN when the env reports none
     env_index: int
-    # With ``record_outputs``: the policy's value [L] and its ``PolicyOutput.extras`` (e.g. "hx" [L, H]) per step.
+    behaviour_log_prob: np.ndarray | None = None  # [L] log-probability of the policy's (unclipped) action
+    value: np.ndarray | None = None  # [L] the policy's value estimate (NaN for scripted policies)
+    terminated: bool = True  # False: cut by a time limit (truncated), as gymnasium reports it
+    # With ``record_outputs``: the policy's ``PolicyOutput.extras`` (e.g. "hx" [L, H]) at every step.
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def action_distribution(policy: Policy) -> ActionDistribution:
+    """How to read a policy's output parameters (scripted policies act with discrete actions)."""
+    return getattr(policy, "action_dist", None) or Categorical()
 
 
 def policy_device(policy: Policy) -> torch.device:
@@ -52,7 +67,7 @@ def policy_device(policy: Policy) -> torch.device:
 
 
 class Collector:
-    def __init__(self, env: gym.vector.VectorEnv, seed: int):
+    def __init__(self, env: gym.vector.VectorEnv, seed: int, reward_scaler: RewardScaler | None = None):
         if env.metadata.get("autoreset_mode") != AutoresetMode.SAME_STEP:
             raise ValueError(
                 f"{type(env).__name__} must use same-step autoreset (gymnasium AutoresetMode.SAME_STEP); "
@@ -61,13 +76,22 @@ class Collector:
         self.env = env
         self.num_envs = env.num_envs
         self.generator = torch.Generator().manual_seed(seed)
+        space = env.single_action_space
+        self.continuous = isinstance(space, gym.spaces.Box)
+        if not self.continuous and not isinstance(space, gym.spaces.Discrete):
+            raise ValueError(f"{type(env).__name__}: action space {space} is neither Discrete nor Box")
+        self.action_shape: tuple[int, ...] = tuple(space.shape) if self.continuous else ()
+        self.action_dtype = np.float32 if self.continuous else np.int64
+        if reward_scaler is not None and reward_scaler.returns.shape != (self.num_envs,):
+            raise ValueError(f"reward_scaler tracks {reward_scaler.returns.shape[0]} envs, the env has {self.num_envs}")
+        self.reward_scaler = reward_scaler
         self._obs: dict[str, np.ndarray] | None = None
         self._first = np.ones(self.num_envs, dtype=bool)
+        # The policy's extra per-step outputs (PolicyOutput.extras) at the last ``_act``, [B, ...] each.
+        self._outputs: dict[str, np.ndarray] = {}
         self._state: State | None = None
         self._episode_return = np.zeros(self.num_envs, dtype=np.float64)
         self._episode_length = np.zeros(self.num_envs, dtype=np.int64)
-        # The per-step outputs of the last ``_act`` besides the logits (value, extras), [B, ...] each.
-        self._outputs: dict[str, np.ndarray] = {}
 
     # -- state -----------------------------------------------------------------------------------------
     def reset(self, seed: int) -> None:
@@ -79,21 +103,29 @@ class Collector:
         self._episode_length[:] = 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
+        state: dict[str, Any] = {"generator": self.generator.get_state()}
+        if self.reward_scaler is not None:
+            state["reward_scaler"] = {k: v.clone() for k, v in self.reward_scaler.state_dict().items()}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
+        if self.reward_scaler is not None and "reward_scaler" in state:
+            self.reward_scaler.load_state_dict(state["reward_scaler"])
 
     # -- acting ----------------------------------------------------------------------------------------
-    def _act(self, policy: Policy, greedy: bool) -> tuple[np.ndarray, torch.Tensor]:
-        """Chooses actions for the current observations; returns them and the behaviour logits [B, A]."""
+    def _act(self, policy: Policy, greedy: bool) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        """Chooses actions for the current observations; returns them, the behaviour distribution's parameters
+        [B, P] and the policy's values [B] (NaN for a scripted policy)."""
         assert self._obs is not None, "call reset(seed) before collecting"
         if isinstance(policy, ScriptedPolicy):
+            if self.continuous:
+                raise ValueError("scripted policies act in discrete action spaces only")
             actions = np.asarray(policy.act(self.env, self._obs), dtype=np.int64)
             logits = torch.full((self.num_envs, self.env.single_action_space.n), torch.finfo(torch.float32).min)
             logits[torch.arange(self.num_envs), torch.from_numpy(actions)] = 0.0
             self._outputs = {}
-            return actions, logits
+            return actions, logits, torch.full((self.num_envs,), float("nan"))
         device = policy_device(policy)
         obs = {k: torch.from_numpy(v).to(device)[None] for k, v in self._obs.items()}
         first = torch.from_numpy(self._first).to(device)[None]
@@ -102,24 +134,33 @@ class Collector:
         with torch.no_grad():
             out = policy(obs, first, self._state)
         self._state = out.state
-        self._outputs = {"value": out.value[0].float().cpu().numpy()}
-        for name, value in (out.extras or {}).items():
-            self._outputs[name] = value[0].cpu().numpy()
-        logits = out.logits[0].float().cpu()
-        if greedy:
-            actions = logits.argmax(-1)
-        else:
-            actions = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator)[:, 0]
-        return actions.numpy(), logits
+        params = out.logits[0].float().cpu()
+        dist = action_distribution(policy)
+        if dist.discrete == self.continuous:
+            raise ValueError(
+                f"{type(policy).__name__} acts with {type(dist).__name__} but the env's action space is "
+                f"{self.env.single_action_space}; use a policy for {'continuous' if self.continuous else 'discrete'} actions"
+            )
+        actions = dist.mode(params) if greedy else dist.sample(params, generator=self.generator)
+        self._outputs = {name: value[0].cpu().numpy() for name, value in (out.extras or {}).items()}
+        return actions.numpy().astype(self.action_dtype, copy=False), params, out.value[0].float().cpu()
 
-    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    def _executed(self, actions: np.ndarray) -> np.ndarray:
+        """What the env receives: continuous actions clipped to the action space's bounds."""
+        if not self.continuous:
+            return actions
+        space = self.env.single_action_space
+        return np.clip(actions, space.low, space.high).astype(self.action_dtype, copy=False)
+
+    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Steps the envs with executed actions; returns rewards, done, terminated (not a time limit) and info."""
         obs, reward, terminated, truncated, info = self.env.step(actions)
         done = np.logical_or(terminated, truncated)
         self._episode_return += reward
         self._episode_length += 1
         self._obs = obs
         self._first = done.copy()
-        return np.asarray(reward, dtype=np.float32), done, info
+        return np.asarray(reward, dtype=np.float32), done, np.asarray(terminated, dtype=bool), info
 
     def _finish(self, done: np.ndarray, info: dict[str, Any]) -> EpisodeStats:
         """Statistics of the episodes that just ended; resets their running counters."""
@@ -149,7 +190,7 @@ class Collector:
         initial_state = tuple(s.detach().cpu().clone() for s in (self._state or ()))
         obs_buf = {k: np.empty((length + 1,) + v.shape, dtype=v.dtype) for k, v in self._obs.items()}
         first = np.empty((length + 1, self.num_envs), dtype=bool)
-        action = np.empty((length, self.num_envs), dtype=np.int64)
+        action = np.empty((length, self.num_envs, *self.action_shape), dtype=self.action_dtype)
         reward = np.empty((length, self.num_envs), dtype=np.float32)
         done = np.empty((length, self.num_envs), dtype=bool)
         logits: list[torch.Tensor] = []
@@ -158,9 +199,11 @@ class Collector:
             for k, v in self._obs.items():
                 obs_buf[k][t] = v
             first[t] = self._first
-            action[t], step_logits = self._act(policy, greedy)
+            action[t], step_logits, _ = self._act(policy, greedy)
             logits.append(step_logits)
-            reward[t], done[t], info = self._step(action[t])
+            reward[t], done[t], _, info = self._step(self._executed(action[t]))
+            if self.reward_scaler is not None:
+                reward[t] = self.reward_scaler(torch.from_numpy(reward[t]), torch.from_numpy(done[t])).numpy()
             finished.append(self._finish(done[t], info))
         for k, v in self._obs.items():
             obs_buf[k][length] = v
@@ -192,12 +235,13 @@ class Collector:
         episode is cut short and long episodes are not under-counted. ``on_episode`` receives every counted
         episode in full (observations, actions, rewards) when it ends. ``max_env_steps`` is a safety net for
         policies that never end an episode in an env without a step limit. ``record_outputs`` adds the
-        network's value and ``PolicyOutput.extras`` at every step to the recorded episodes (``outputs``).
+        network's ``PolicyOutput.extras`` (e.g. a recurrent agent's hidden state) at every step to the
+        recorded episodes (``outputs``).
         """
         quota = np.broadcast_to(np.asarray(episodes_per_env, dtype=np.int64), (self.num_envs,)).copy()
         counted = np.zeros(self.num_envs, dtype=np.int64)
         record = on_episode is not None
-        steps: list[list[tuple]] = [[] for _ in range(self.num_envs)]
+        steps: list[list[_Step]] = [[] for _ in range(self.num_envs)]
         results: list[EpisodeStats] = []
         env_steps = 0
         while (counted < quota).any():
@@ -207,17 +251,19 @@ class Collector:
                     "does this environment have a step limit?"
                 )
             obs_before = self._obs
-            actions, logits = self._act(policy, greedy)
-            reward, done, info = self._step(actions)
+            actions, params, values = self._act(policy, greedy)
+            executed = self._executed(actions)
+            reward, done, terminated, info = self._step(executed)
             env_steps += 1
             active = counted < quota
             if record:
+                log_probs = action_distribution(policy).log_prob(params, torch.from_numpy(actions)).numpy()
                 for i in np.flatnonzero(active):
-                    outputs = {k: v[i].copy() for k, v in self._outputs.items()} if record_outputs else {}
-                    steps[i].append(
-                        ({k: v[i].copy() for k, v in obs_before.items()}, int(actions[i]), float(reward[i]),
-                         logits[i].numpy(), outputs)
-                    )
+                    steps[i].append(_Step(
+                        {k: v[i].copy() for k, v in obs_before.items()}, executed[i].copy(), float(reward[i]),
+                        params[i].numpy(), float(log_probs[i]), float(values[i]),
+                        {k: v[i].copy() for k, v in self._outputs.items()} if record_outputs else {},
+                    ))
             stats = self._finish(done, info)
             ended = np.flatnonzero(done)
             keep = active[ended]
@@ -230,25 +276,35 @@ class Collector:
                     continue
                 counted[i] += 1
                 if record:
-                    on_episode(_assemble(steps[i], info["final_obs"][i], float(stats.success[j]), int(i)))
+                    on_episode(_assemble(steps[i], info["final_obs"][i], float(stats.success[j]), int(i),
+                                         bool(terminated[i])))
                     steps[i] = []
         return EpisodeStats.cat(results) if results else EpisodeStats.empty()
 
 
-def _assemble(
-    steps: list[tuple[dict[str, np.ndarray], int, float, np.ndarray, dict[str, np.ndarray]]],
-    final_obs: dict[str, np.ndarray],
-    success: float,
-    env_index: int,
-) -> RecordedEpisode:
-    keys = steps[0][0].keys()
-    obs = {k: np.stack([s[0][k] for s in steps] + [np.asarray(final_obs[k])]) for k in keys}
+class _Step(NamedTuple):
+    obs: dict[str, np.ndarray]
+    action: np.ndarray  # executed
+    reward: float
+    params: np.ndarray
+    log_prob: float
+    value: float
+    outputs: dict[str, np.ndarray]  # PolicyOutput.extras, with record_outputs
+
+
+def _assemble(steps: list[_Step], final_obs: dict[str, np.ndarray], success: float, env_index: int,
+              terminated: bool) -> RecordedEpisode:
+    keys = steps[0].obs.keys()
+    obs = {k: np.stack([s.obs[k] for s in steps] + [np.asarray(final_obs[k])]) for k in keys}
     return RecordedEpisode(
         obs=obs,
-        action=np.array([s[1] for s in steps], dtype=np.int64),
-        reward=np.array([s[2] for s in steps], dtype=np.float32),
-        behaviour_logits=np.stack([s[3] for s in steps]).astype(np.float32),
+        action=np.stack([s.action for s in steps]),
+        reward=np.array([s.reward for s in steps], dtype=np.float32),
+        behaviour_logits=np.stack([s.params for s in steps]).astype(np.float32),
         success=success,
         env_index=env_index,
-        outputs={k: np.stack([s[4][k] for s in steps]) for k in steps[0][4]},
+        behaviour_log_prob=np.array([s.log_prob for s in steps], dtype=np.float32),
+        value=np.array([s.value for s in steps], dtype=np.float32),
+        terminated=terminated,
+        outputs={k: np.stack([s.outputs[k] for s in steps]) for k in steps[0].outputs},
     )

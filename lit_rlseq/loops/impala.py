@@ -15,13 +15,11 @@ and ``auxiliary_losses``.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import torch
 
-from lit_rlseq.errors import UserError
-from lit_rlseq.loops.module import OnlineRLModule
+from lit_rlseq.loops.module import OnlineRLModule, linear_decay  # noqa: F401  (linear_decay: re-exported)
 from lit_rlseq.loops.unroll import Unroll
 from lit_rlseq.nn.actor_critic import PolicyOutput
 from lit_rlseq.rl import action_log_probs, baseline_loss, entropy, policy_gradient_loss, vtrace
@@ -36,11 +34,6 @@ def reduce_loss(term: torch.Tensor, reduction: Reduction) -> torch.Tensor:
     if reduction == "sum":
         return term.sum()
     raise ValueError(f"unknown reduction {reduction!r}")
-
-
-def linear_decay(frames: int, decay_frames: float) -> float:
-    """The learning-rate factor after ``frames`` frames: 1 at the start, 0 at ``decay_frames`` and after."""
-    return max(0.0, 1.0 - frames / decay_frames)
 
 
 class ImpalaModule(OnlineRLModule):
@@ -81,19 +74,6 @@ class ImpalaModule(OnlineRLModule):
         self.reduction = reduction
 
     # -- optimisation --------------------------------------------------------------------------------
-    def planned_frames(self) -> float:
-        """Frames this run will consume as the Trainer plans it (inf when it has no end)."""
-        dm = self.trainer.datamodule
-        steps = self.trainer.estimated_stepping_batches
-        per_step = getattr(dm, "unroll_length", 0) * getattr(dm, "batch_size", 0) * self.trainer.world_size
-        if per_step == 0 or not math.isfinite(steps):
-            return math.inf
-        return float(steps) * per_step
-
-    def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        """What the optimizer updates: frozen parts (e.g. a distillation teacher) are left out."""
-        return [p for p in self.parameters() if p.requires_grad]
-
     def configure_optimizers(self):
         optimizer = torch.optim.RMSprop(
             self.trainable_parameters(),
@@ -102,15 +82,7 @@ class ImpalaModule(OnlineRLModule):
             eps=self.rmsprop_eps,
             momentum=self.rmsprop_momentum,
         )
-        if self.lr_schedule == "constant":
-            factor = lambda _: 1.0  # noqa: E731
-        elif self.lr_schedule == "linear":
-            decay_frames = self.lr_decay_frames or self.planned_frames()
-            # The schedule reads the frame counter (restored from checkpoints), not the step count.
-            factor = lambda _: linear_decay(int(self.frames), decay_frames)  # noqa: E731
-        else:
-            raise UserError(f"model.init_args.lr_schedule must be 'linear' or 'constant', got {self.lr_schedule!r}")
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        schedule = self.frame_schedule(optimizer, self.lr_schedule, self.lr_decay_frames)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # -- the loss ------------------------------------------------------------------------------------

@@ -9,15 +9,22 @@
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
 from torch import nn
 from torchmetrics import MeanMetric
 
+from lit_rlseq.errors import UserError
 from lit_rlseq.loops.unroll import EpisodeStats
+
+
+def linear_decay(frames: int, decay_frames: float) -> float:
+    """The learning-rate factor after ``frames`` frames: 1 at the start, 0 at ``decay_frames`` and after."""
+    return max(0.0, 1.0 - frames / decay_frames)
 
 
 class EpisodeMetrics(nn.Module):
@@ -76,6 +83,34 @@ class OnlineRLModule(L.LightningModule):
             if seconds > 0:
                 fps = (int(self.frames) - self._epoch_start[1]) / seconds
                 self.log("perf/frames_per_s", fps, on_step=True, on_epoch=False, prog_bar=True, rank_zero_only=True)
+
+    # -- optimisation helpers shared by the learners ---------------------------------------------------
+    def planned_frames(self) -> float:
+        """Frames this run will consume as the Trainer plans it (inf when it has no end)."""
+        dm = self.trainer.datamodule
+        steps = self.trainer.estimated_stepping_batches
+        per_step = getattr(dm, "unroll_length", 0) * getattr(dm, "batch_size", 0) * self.trainer.world_size
+        if per_step == 0 or not math.isfinite(steps):
+            return math.inf
+        return float(steps) * per_step
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """What the optimizer updates: frozen parts (e.g. a distillation teacher) are left out."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def frame_schedule(self, optimizer: torch.optim.Optimizer, lr_schedule: Literal["linear", "constant"],
+                       lr_decay_frames: int | None) -> torch.optim.lr_scheduler.LambdaLR:
+        """A learning-rate schedule over frames: constant, or linear to 0 at ``lr_decay_frames`` (default: the
+        frames the run plans). It reads the frame counter (restored from checkpoints), not the step count, so
+        call its ``step()`` after counting a batch's frames."""
+        if lr_schedule == "constant":
+            factor = lambda _: 1.0  # noqa: E731
+        elif lr_schedule == "linear":
+            decay_frames = lr_decay_frames or self.planned_frames()
+            factor = lambda _: linear_decay(int(self.frames), decay_frames)  # noqa: E731
+        else:
+            raise UserError(f"model.init_args.lr_schedule must be 'linear' or 'constant', got {lr_schedule!r}")
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
     # -- evaluation and collection -------------------------------------------------------------------
     def validation_step(self, request, batch_idx: int) -> EpisodeStats:

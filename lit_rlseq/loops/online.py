@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import gymnasium as gym
 import lightning as L
 import numpy as np
 import torch
@@ -38,12 +39,26 @@ from lit_rlseq.envs.registry import make_vector_env
 from lit_rlseq.errors import UserError
 from lit_rlseq.loops.collector import Collector, Policy, ScriptedPolicy
 from lit_rlseq.loops.unroll import EpisodeStats, Unroll, concat_unrolls
+from lit_rlseq.nn.normalize import RewardScaler
 
 EVAL_STREAM = 1_000_000  # keeps evaluation seeds apart from actor seeds
 
 # Lightning cautions that an IterableDataset's __len__ may be wrong with several workers; UnrollStream splits
 # every epoch exactly between its workers (see __iter__), so its length is exact.
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined", category=UserWarning)
+
+
+def env_shapes(env: gym.vector.VectorEnv) -> tuple[int | None, int | None, int | None]:
+    """What models need to know about an env (linked into them by the CLI): ``num_actions`` (discrete action
+    spaces), ``action_dim`` (continuous ``Box`` actions, flattened) and ``obs_dim`` (the size of a flat float
+    observation ``obs["obs"]``, when the env has one); None where it does not apply."""
+    space = env.single_action_space
+    num_actions = int(space.n) if isinstance(space, gym.spaces.Discrete) else None
+    action_dim = int(np.prod(space.shape)) if isinstance(space, gym.spaces.Box) else None
+    obs_space = env.single_observation_space
+    flat = obs_space.spaces.get("obs") if isinstance(obs_space, gym.spaces.Dict) else None
+    obs_dim = int(np.prod(flat.shape)) if isinstance(flat, gym.spaces.Box) else None
+    return num_actions, action_dim, obs_dim
 
 
 def stream_seed(seed: int, rank: int, stream: int, restart: int = 0) -> int:
@@ -140,6 +155,8 @@ class OnlineDataModule(L.LightningDataModule):
         eval_num_envs: int = 50,
         eval_greedy: bool = True,
         seed: int = 0,
+        normalize_reward: bool = False,
+        reward_norm_gamma: float = 0.99,
     ):
         """
         Args:
@@ -156,6 +173,11 @@ class OnlineDataModule(L.LightningDataModule):
             eval_num_envs: environments stepped together during evaluation.
             eval_greedy: act greedily (argmax) in evaluation, else sample.
             seed: base seed for envs and action sampling on every rank and worker.
+            normalize_reward: scale training rewards by the running std of each env's discounted return
+                (baselines' VecNormalize, the Procgen and MuJoCo PPO setting); episode returns stay unscaled.
+                Each actor keeps its own statistics (as each VecNormalize process does); they are checkpointed
+                with the collector in synchronous mode.
+            reward_norm_gamma: the discount of that running return (set it to the learner's discount).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -178,11 +200,13 @@ class OnlineDataModule(L.LightningDataModule):
         self.eval_num_envs = min(eval_num_envs, eval_episodes)
         self.eval_greedy = eval_greedy
         self.seed = seed
+        self.normalize_reward = normalize_reward
+        self.reward_norm_gamma = reward_norm_gamma
         self.restarts = 0  # how many times this run was resumed; part of every seed
 
         # Properties of the environment that models need (linked into the model by the CLI).
         probe = make_vector_env(env, num_envs=1, seed=0, **self.env_kwargs)
-        self.num_actions = int(probe.single_action_space.n)
+        self.num_actions, self.action_dim, self.obs_dim = env_shapes(probe)
         vocab = getattr(probe, "vocab", None)
         self.vocab: list[str] | None = list(vocab.words) if vocab is not None else None
         probe.close()
@@ -198,7 +222,8 @@ class OnlineDataModule(L.LightningDataModule):
 
     def make_collector(self, rank: int, worker: int) -> Collector:
         env = make_vector_env(self.env_id, num_envs=self.num_envs, **self.env_kwargs)
-        collector = Collector(env, seed=stream_seed(self.seed, rank, worker, self.restarts) + 1)
+        scaler = RewardScaler(self.num_envs, self.reward_norm_gamma) if self.normalize_reward else None
+        collector = Collector(env, seed=stream_seed(self.seed, rank, worker, self.restarts) + 1, reward_scaler=scaler)
         collector.reset(stream_seed(self.seed, rank, worker, self.restarts))
         return collector
 

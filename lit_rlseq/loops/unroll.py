@@ -5,11 +5,18 @@ Index convention (T transitions, T+1 observations):
     obs[t], first[t]      t = 0..T    observation t and whether it starts an episode; obs[T] is the bootstrap
     action[t], reward[t]  t = 0..T-1  the action taken at obs[t] and the reward it earned
     done[t]               t = 0..T-1  the episode ended after action t (so first[t + 1] == done[t])
-    behaviour_logits[t]   t = 0..T-1  the acting policy's logits at obs[t] (for V-trace's importance weights)
+    behaviour_logits[t]   t = 0..T-1  the acting policy's distribution parameters at obs[t] (logits for discrete
+                                      actions; for V-trace's and PPO's importance ratios)
     initial_state                     the agent's recurrent state before obs[0] (empty for feedforward nets)
     policy_version                    learner updates in the weights that acted (-1: the learner's own weights)
 
 A time limit counts as the end of an episode (done), as in IMPALA: the value is not bootstrapped through it.
+
+Actions follow the policy's action distribution (``policy.action_dist``, see lit_rlseq.nn.distributions):
+int64 [T, B] for discrete actions, float32 [T, B, D] for continuous ones. A continuous action is recorded as
+the policy sampled it (so its log-probability is exact); the env receives it clipped to its action space.
+With reward normalisation on (``Collector(reward_scaler=...)``), ``reward`` holds the scaled rewards the learner
+uses, while ``episodes`` reports the environment's own returns.
 """
 
 from __future__ import annotations
@@ -43,10 +50,10 @@ class EpisodeStats:
 class Unroll:
     obs: dict[str, torch.Tensor]  # [T+1, B, ...]
     first: torch.Tensor  # bool [T+1, B]
-    action: torch.Tensor  # int64 [T, B]
+    action: torch.Tensor  # int64 [T, B] (discrete) or float32 [T, B, D] (continuous)
     reward: torch.Tensor  # float32 [T, B]
     done: torch.Tensor  # bool [T, B]
-    behaviour_logits: torch.Tensor  # float32 [T, B, A]
+    behaviour_logits: torch.Tensor  # float32 [T, B, P] distribution parameters (discrete: P = A logits)
     initial_state: tuple[torch.Tensor, ...] = ()  # each [B, ...]
     episodes: EpisodeStats = field(default_factory=EpisodeStats.empty)
     policy_version: int = -1

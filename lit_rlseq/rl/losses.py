@@ -99,3 +99,29 @@ def approx_kl(new_log_probs: Tensor, old_log_probs: Tensor) -> Tensor:
     _check_same_shape("approx_kl", new_log_probs=new_log_probs, old_log_probs=old_log_probs)
     log_ratio = new_log_probs - old_log_probs
     return torch.expm1(log_ratio) - log_ratio
+
+
+def clip_fraction(new_log_probs: Tensor, old_log_probs: Tensor, clip_eps: float) -> Tensor:
+    """Fraction of samples whose probability ratio left [1 - eps, 1 + eps] (a scalar; PPO's diagnostic)."""
+    _check_same_shape("clip_fraction", new_log_probs=new_log_probs, old_log_probs=old_log_probs)
+    ratio = torch.exp(new_log_probs - old_log_probs)
+    return ((ratio - 1.0).abs() > clip_eps).float().mean()
+
+
+def normalize_advantages(advantages: Tensor, eps: float = 1e-8) -> Tensor:
+    """``(A - mean(A)) / (std(A) + eps)`` over all elements (PPO's per-minibatch advantage normalisation).
+    A single element has no spread: it is only centred (to 0)."""
+    centred = advantages - advantages.mean()
+    if advantages.numel() < 2:
+        return centred
+    return centred / (advantages.std() + eps)
+
+
+def explained_variance(values: Tensor, returns: Tensor) -> Tensor:
+    """``1 - Var(returns - values) / Var(returns)`` (a scalar): 1 is a perfect value function, 0 no better than a
+    constant, negative worse; NaN when the returns do not vary."""
+    _check_same_shape("explained_variance", values=values, returns=returns)
+    var_returns = returns.var(unbiased=False)
+    if var_returns == 0:
+        return torch.tensor(float("nan"), dtype=returns.dtype, device=returns.device)
+    return 1.0 - (returns - values).var(unbiased=False) / var_returns

@@ -42,6 +42,7 @@ from lit_rlseq.rollouts.store import (
     RolloutStore,
     RolloutWriter,
     _Shard,
+    check_superblock,
 )
 
 
@@ -84,17 +85,16 @@ class ShardReport:
 def inspect_shard(path: Path, on_episode: Callable[[_Shard, Episode], None] | None = None) -> ShardReport:
     """Check one shard episode by episode; ``on_episode`` gets every intact episode, in order."""
     report = ShardReport(Path(path))
-    superblock = read_superblock(report.path)
-    if isinstance(superblock, str):
-        report.problem = superblock
-        return report
+    try:
+        superblock = check_superblock(report.path)  # as the store checks it (a writer's flush is waited for)
+    except DamagedShardError as e:
+        report.problem = e.problem
+        superblock = read_superblock(report.path)
+        if isinstance(superblock, str):  # nothing HDF5 could read
+            return report
     report.open_for_writing = superblock.open_for_writing
     real_size = report.path.stat().st_size
     target = report.path
-    if not superblock.checksum_ok:
-        report.problem = "its superblock (the HDF5 header) fails its checksum"
-    elif real_size < superblock.end_of_file:
-        report.problem = f"it is truncated: {real_size} bytes of the {superblock.end_of_file} its header records"
     if report.problem is not None:
         target = report.path.parent / f".{report.path.name}.reading"
         shutil.copyfile(report.path, target)
@@ -136,19 +136,19 @@ def _inspect_open(
                 expected = None
                 continue
             expected = (transition_row + length, state_row + length + 1, tags_end)
-            why = _past_end(shard, lost_rows, transition_row, state_row, length)
-            if why is None:
-                try:
-                    tag_bytes = shard.read("tags", np.s_[tags_start:tags_end], dataset=shard.tags).tobytes()
-                    tags = EpisodeTags.from_json(tag_bytes.decode())
-                except DamagedShardError as e:
-                    why = f"its tags cannot be read ({e.problem})"
-                except (ValueError, TypeError) as e:
-                    why = f"its tags are not valid JSON ({e})"
+            why = None
+            try:
+                tag_bytes = shard.read("tags", np.s_[tags_start:tags_end], dataset=shard.tags).tobytes()
+                tags = EpisodeTags.from_json(tag_bytes.decode())
+            except DamagedShardError as e:
+                why = f"its tags cannot be read ({e.problem})"
+            except (ValueError, TypeError) as e:
+                why = f"its tags are not valid JSON ({e})"
             if why is None:
                 ref = EpisodeRef(report.path.name, position, length, tags, transition_row, state_row)
                 try:
                     episode = shard.read_episode(ref)
+                    why = _past_end(lost_rows, _extents(shard, ref, tags_start, tags_end))
                 except DamagedShardError as e:
                     why = e.problem
             if why is not None:
@@ -185,34 +185,47 @@ def _read_index(shard: _Shard, report: ShardReport) -> list[tuple[int, ...] | No
 
 
 def _rows_past_end(shard: _Shard, real_size: int) -> dict[str, list[tuple[int, int]]]:
-    """Per dataset of a truncated shard: the row ranges of its chunks that lay (partly) past the real end."""
+    """Per dataset of a truncated shard: the row ranges of its chunks that lay (partly) past the real end, or
+    whose place in the file cannot be read (that part of the chunk index went with the end)."""
     result = {}
-    for name, dataset in [*shard.datasets.items(), ("tags", shard.tags)]:
+    for name, dataset in [*shard.datasets.items(), ("tags", shard.tags), ("index", shard.index)]:
         ranges = []
-        try:
-            for i in range(dataset.id.get_num_chunks()):
-                info = dataset.id.get_chunk_info(i)
-                if info.byte_offset + info.size > real_size:
-                    first = info.chunk_offset[0]
-                    ranges.append((first, first + dataset.chunks[0]))
-        except (OSError, RuntimeError):  # the chunk index itself is gone: every row of the dataset is lost
-            ranges.append((0, np.iinfo(np.int64).max))
+        rows, trailing = dataset.chunks[0], (0,) * (dataset.ndim - 1)
+        for first in range(0, dataset.shape[0], rows):
+            try:
+                info = dataset.id.get_chunk_info_by_coord((first, *trailing))
+                lost = info.byte_offset is None or info.byte_offset + info.size > real_size
+            except (OSError, RuntimeError, ValueError):
+                lost = True
+            if lost:
+                ranges.append((first, first + rows))
         result[name] = ranges
     return result
 
 
-def _past_end(
-    shard: _Shard, lost_rows: dict[str, list[tuple[int, int]]], transition_row: int, state_row: int, length: int
-) -> str | None:
-    """Why an episode's data is gone with the truncated end of its shard, or None."""
-    for name, ranges in lost_rows.items():
-        if not ranges or name == "tags" or name.endswith(("/utf8", "/ends", "/row_ends")):
-            continue  # text and tags are checked by reading them (their rows are not episode rows)
-        spec = shard.schema[name]
-        start = transition_row if spec.kind == "transition" else state_row
-        stop = start + length + (spec.kind == "state")
-        if any(a < stop and start < b for a, b in ranges):
-            return f"its rows of field {name!r} lay past the end of the truncated file"
+def _extents(shard: _Shard, ref: EpisodeRef, tags_start: int, tags_end: int) -> dict[str, tuple[int, int]]:
+    """Per dataset of a shard, the range of its first axis that holds one episode."""
+    extents = {"index": (ref.position, ref.position + 1), "tags": (tags_start, tags_end)}
+    for name, spec in shard.schema.items():
+        start = ref.transition_row if spec.kind == "transition" else ref.state_row
+        stop = start + ref.length + (spec.kind == "state")
+        if not spec.is_text:
+            extents[name] = (start, stop)
+            continue
+        text = shard.text_range(name, start, stop)
+        if text.row_ends is not None:
+            extents[name + "/row_ends"] = (max(start - 1, 0), stop)  # the entry before says where it begins
+            start, stop = int(text.row_ends[0]), int(text.row_ends[-1])
+        extents[name + "/ends"] = (max(start - 1, 0), stop)
+        extents[name + "/utf8"] = (int(text.string_ends[0]), int(text.string_ends[-1]))
+    return extents
+
+
+def _past_end(lost_rows: dict[str, list[tuple[int, int]]], extents: dict[str, tuple[int, int]]) -> str | None:
+    """Why an episode's data went with the truncated end of its shard, or None."""
+    for name, (start, stop) in extents.items():
+        if any(a < stop and start < b for a, b in lost_rows.get(name, ())):
+            return f"its part of dataset {name!r} lay past the end of the truncated file"
     return None
 
 
