@@ -166,3 +166,32 @@ def test_agent_checkpoint_must_match_the_agent_sizes(tmp_path, agent_ckpt):
 def test_config_sizes():
     with pytest.raises(Exception, match="divisible"):
         SimulatorConfig(encoder_channels=(4,) * 7)
+
+
+def test_ppo_minibatches_replay_whole_recurrent_sequences():
+    """PPO's column minibatches re-run each sequence from the unroll's initial state: the procgen agent gives
+    back exactly the logits it acted with (hidden states and resets intact)."""
+    from lit_rlseq.envs.registry import make_vector_env
+    from lit_rlseq.loops.collector import Collector
+    from lit_rlseq.loops.ppo import minibatch_indices
+    from lit_rlseq.procgen_sim.agent import ProcgenAgent
+    from tests.procgen_fixtures import ENV, ENV_KWARGS
+
+    module = ProcgenAgent(channels=(4, 8, 8), hidden=16, num_minibatches=2)
+    env = make_vector_env(ENV, num_envs=4, seed=0, **ENV_KWARGS)
+    collector = Collector(env, seed=0)
+    collector.reset(0)
+    collector.unroll(module.policy, 5)  # so the next unroll starts mid-episode, from a non-initial state
+    unroll = collector.unroll(module.policy, 12)
+    env.close()
+    assert module.split(unroll) == "columns"
+    old_log_prob, old_value, advantages, returns = module.advantages(unroll)
+    seen = []
+    for index in minibatch_indices(unroll.batch_size, 2, generator=torch.Generator().manual_seed(0)):
+        batch = module.minibatch(unroll, "columns", index, old_log_prob, old_value, advantages, returns)
+        assert batch.obs["rgb"].shape[:2] == (12, 2) and batch.initial_state[0].shape == (2, 16)
+        with torch.no_grad():
+            out, _ = module.learner_forward(batch)
+        torch.testing.assert_close(out.logits, batch.behaviour_logits, atol=1e-5, rtol=1e-5)
+        seen += index.tolist()
+    assert sorted(seen) == [0, 1, 2, 3]

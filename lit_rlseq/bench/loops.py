@@ -56,10 +56,12 @@ def env_only_steps_per_s(env_id: str, num_envs: int, steps: int, env_kwargs: dic
     return num_envs * steps / (time.perf_counter() - start)
 
 
-def learner_vs_collector(name: str, config: Path, steps: int) -> list[BenchResult]:
+def learner_vs_collector(name: str, config: Path, steps: int, model_overrides: dict | None = None,
+                         data_overrides: dict | None = None) -> list[BenchResult]:
     """Measures the run that ``config`` (a YAML in configs/) describes: its model and data, synchronous and
-    with one actor worker, against the collector alone."""
+    with one actor worker, against the collector alone. ``*_overrides`` replace init args (tiny test runs)."""
     model_class, model_args, data_args = _read_config(config)
+    model_args, data_args = {**model_args, **(model_overrides or {})}, {**data_args, **(data_overrides or {})}
     eval_free = {**data_args, "eval_envs": {}}
 
     def make_data(workers: int, steps_per_epoch: int) -> OnlineDataModule:
