@@ -4,6 +4,8 @@
     lightning validate --config configs/toy_impala.yaml --ckpt_path runs/toy_impala/checkpoints/last.ckpt
     lightning evaluate --config configs/toy_impala.yaml --ckpt_path ...   (validate, then a table of results)
     lightning collect  --config configs/ldd_rtfm_collect.yaml             (record episodes into a store)
+    lightning play     --config configs/ttm_cooking_teacher.yaml          (an agent plays text games -> store)
+    lightning write_finetune --config configs/ttm_cooking_write_finetune.yaml   (store -> fine-tune JSONL)
 
 Any of our LightningModules and DataModules can be named with ``--model`` / ``--data`` (subclass mode).
 Shapes that come from the data (vocabulary, number of actions) are linked into the model when both are
@@ -27,11 +29,16 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lit_rlseq.errors import MissingArtifactError, UserError
 
 # Data-derived shapes linked into the model (see LitRLSeqCLI.add_arguments_to_parser).
-LINKED_FROM_DATA = ("vocab", "num_actions", "action_dim", "obs_dim", "observation_dim", "dataset_spec")
+LINKED_FROM_DATA = ("vocab", "num_actions", "action_dim", "obs_dim", "observation_dim", "dataset_spec", "tokenizer")
 
 EXTRA_SUBCOMMANDS = {
     "collect": {"model", "dataloaders", "datamodule"},
     "evaluate": {"model", "dataloaders", "datamodule"},
+    "play": {"model", "dataloaders", "datamodule"},
+}
+# Stages that are not Trainer runs: "name" -> "module:function" taking the argument list (own --config).
+STANDALONE_STAGES = {
+    "write_finetune": "lit_rlseq.ttm.write_finetune:main",
 }
 
 
@@ -43,11 +50,21 @@ class Trainer(L.Trainer):
         """Run a policy in environments and record its episodes into a rollout store (a predict run)."""
         from lit_rlseq.loops.collect import CollectDataModule
 
-        if not isinstance(datamodule, CollectDataModule):
-            raise UserError(
-                f"`collect` needs data of class lit_rlseq.loops.CollectDataModule (where to record what), "
-                f"got {type(datamodule).__name__}; see configs/ldd_rtfm_collect.yaml"
-            )
+        self._record("collect", CollectDataModule, "lit_rlseq.loops.CollectDataModule (where to record what)",
+                     "configs/ldd_rtfm_collect.yaml", model, datamodule, ckpt_path)
+
+    def play(self, model: L.LightningModule | None = None, datamodule: L.LightningDataModule | None = None,
+             ckpt_path: str | None = None) -> None:
+        """An agent plays text games and every trajectory is written into a rollout store (a predict run)."""
+        from lit_rlseq.ttm.play import PlayDataModule
+
+        self._record("play", PlayDataModule, "lit_rlseq.ttm.play.PlayDataModule (which games, where to record)",
+                     "configs/ttm_cooking_teacher.yaml", model, datamodule, ckpt_path)
+
+    def _record(self, stage: str, data_class: type, data_text: str, example: str, model: L.LightningModule | None,
+                datamodule: L.LightningDataModule | None, ckpt_path: str | None) -> None:
+        if not isinstance(datamodule, data_class):
+            raise UserError(f"`{stage}` needs data of class {data_text}, got {type(datamodule).__name__}; see {example}")
         self.predict(model, datamodule=datamodule, ckpt_path=ckpt_path, return_predictions=False)
 
     def evaluate(self, model: L.LightningModule | None = None, datamodule: L.LightningDataModule | None = None,
@@ -141,8 +158,19 @@ def _clean_argument_error(message: str) -> str:
     return "\n".join(useful)
 
 
-def run_cli(args: list[str] | None = None) -> LitRLSeqCLI:
-    """Parses ``args`` (default: sys.argv), runs the subcommand and returns the CLI (tests inspect it)."""
+def run_cli(args: list[str] | None = None) -> LitRLSeqCLI | None:
+    """Parses ``args`` (default: sys.argv), runs the subcommand and returns the CLI (tests inspect it); a
+    standalone stage (``STANDALONE_STAGES``) runs its own parser and returns None."""
+    argv = sys.argv[1:] if args is None else args
+    if argv and argv[0] in STANDALONE_STAGES:
+        module_name, fn_name = STANDALONE_STAGES[argv[0]].split(":")
+        try:
+            getattr(importlib.import_module(module_name), fn_name)(argv[1:])
+        except ArgumentError as e:
+            _fail(f"{argv[0]}: {e}\n  (run with --help for the accepted options)")
+        except UserError as e:
+            _fail(str(e))
+        return None
     try:
         return LitRLSeqCLI(
             L.LightningModule,

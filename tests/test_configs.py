@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lit_rlseq.cli import run_cli
+from lit_rlseq.cli import STANDALONE_STAGES, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -23,6 +23,10 @@ CONFIGS_BY_SYSTEM = {
     "procgen": {"procgen_agent", "procgen_collect", "procgen_sim"},
     "fwp": {"fwp_atari"},
     "ppo": {"toy_ppo", "ppo_hopper"},
+    "ldd_nethack": {"ldd_nethack_baseline"},
+    "ttm": {"ttm_cooking_teacher", "ttm_cooking_write_finetune", "ttm_cooking_finetune", "ttm_cooking_student_train",
+            "ttm_cooking_student_test"},
+    "trajectory": {"tt_hopper", "tt_hopper_bc", "tt_hopper_evaluate", "tt_hopper_bc_evaluate"},
 }
 
 
@@ -41,6 +45,8 @@ def ldd_command(name: str, tmp_path: Path, request, demos_fixture: str = "rtfm_d
     args = ["fit", "--data.init_args.eval_episodes=4"]
     if name == "ldd_rtfm":
         args.append(f"--model.init_args.dynamics_checkpoint={request.getfixturevalue('dynamics_checkpoint')}")
+    if name.startswith("ldd_nethack"):  # a greedy NetHack policy may wait until the step limit
+        args += ["--data.init_args.eval_env_kwargs={max_steps: 20}", "--data.init_args.num_workers=0"]
     return args
 
 
@@ -65,12 +71,45 @@ def ppo_command(name: str, tmp_path: Path, request) -> list[str]:
     return args
 
 
+def ttm_command(name: str, tmp_path: Path, request) -> list[str]:
+    """TTM stages: games from the session's tw-make cache, a store/JSONL/checkpoint from the session fixtures."""
+    from tests.conftest import TINY_LM
+
+    if name == "ttm_cooking_write_finetune":
+        return ["write_finetune", f"--store={request.getfixturevalue('ttm_store')}",
+                f"--finetune_path={tmp_path / 'out.jsonl'}"]
+    if name == "ttm_cooking_finetune":
+        return ["fit", f"--data.init_args.path={request.getfixturevalue('ttm_jsonl')}", *TINY_LM]
+    play = ["play", f"--data.init_args.store={tmp_path / 'store'}", "--data.init_args.max_rollouts=1",
+            "--data.init_args.games=1", f"--data.init_args.game_cache={request.getfixturevalue('cooking_cache')}"]
+    if name.startswith("ttm_cooking_student"):
+        play += [f"--model.init_args.init_from={request.getfixturevalue('ttm_checkpoint')}",
+                 "--data.init_args.max_actions=3"]
+    return play
+
+
+def tt_command(name: str, tmp_path: Path, request) -> list[str]:
+    from tests.tt_fixtures import tt_command as command
+
+    return command(name, tmp_path, request)
+
+
+def messenger_command(name: str, tmp_path: Path, request) -> list[str]:
+    """LDD on Messenger: the dynamics stage runs a small EMMA trunk (the paper overlay's 128-class head is large)."""
+    args = ldd_command(name, tmp_path, request, "messenger_demos")
+    if name.endswith("_dynamics"):
+        args += ["--model.init_args.d_word=16", "--model.init_args.d_model=16", "--model.init_args.conv_channels=8"]
+    return args
+
+
 COMMANDS: dict[str, Callable[[str, Path, object], list[str]]] = {
+    "tt_": tt_command,
     "procgen_": procgen_command,
     "fwp_atari": fwp_command,
     "toy_ppo": ppo_command,
     "ppo_hopper": ppo_command,
-    "ldd_messenger": lambda name, tmp_path, request: ldd_command(name, tmp_path, request, "messenger_demos"),
+    "ttm_": ttm_command,
+    "ldd_messenger": messenger_command,
 }
 
 
@@ -90,6 +129,9 @@ def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, request):
         assert base_of(config).exists(), f"{config.name}: no base config {base_of(config).name}"
         configs = ["--config", str(base_of(config)), *configs]
     subcommand, *overrides = command_for(base_of(config) if config in OVERLAYS else config, tmp_path, request)
+    if subcommand in STANDALONE_STAGES:
+        run_cli([subcommand, *configs, *overrides])
+        return
     cli = run_cli([subcommand, *configs, "--trainer.fast_dev_run=true", "--trainer.enable_progress_bar=false",
                    *overrides])
     if subcommand == "fit" and hasattr(cli.model, "frames"):

@@ -147,6 +147,16 @@ def test_generate_with_cache_equals_uncached_sampling():
     assert torch.equal(out, seq)
 
 
+def test_generate_stops_once_every_row_produced_the_stop_token():
+    model = small()
+    idx = torch.randint(0, 23, (2, 5))
+    full = model.generate(idx, 12, temperature=0)  # greedy: the same tokens with or without stopping
+    stop = int(full[0, 7])  # row 0's third new token
+    out = model.generate(idx, 12, temperature=0, stop_token=stop)
+    firsts = [next((i for i in range(5, 17) if full[row, i] == stop), 16) for row in range(2)]
+    assert torch.equal(out, full[:, : max(firsts) + 1])  # ends when the later row first produced it
+
+
 def test_sample_logits_top_k_top_p_and_greedy():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     gen = torch.Generator().manual_seed(0)

@@ -20,8 +20,10 @@ MODULES = [
     "lit_rlseq.bench.trajectory",
     "lit_rlseq.bench.nethack",
     "lit_rlseq.bench.fwp",
-    "lit_rlseq.bench.procgen",
     "lit_rlseq.bench.ppo",
+    "lit_rlseq.bench.ttm",
+    "lit_rlseq.bench.messenger",
+    "lit_rlseq.bench.procgen",
 ]
 
 

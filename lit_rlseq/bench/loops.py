@@ -48,8 +48,10 @@ def env_only_steps_per_s(env_id: str, num_envs: int, steps: int, env_kwargs: dic
     env.action_space.seed(0)
     start = time.perf_counter()
     for _ in range(steps):
-        if "valid" in obs:
-            keys = np.where(obs["valid"], rng.random(obs["valid"].shape), -1.0)
+        valid = obs.get("valid", np.ones((num_envs, env.single_action_space.n), dtype=bool)) if hasattr(
+            env.single_action_space, "n") else None
+        if valid is not None:  # a random valid action (every action valid where the env reports none)
+            keys = np.where(valid, rng.random(valid.shape), -1.0)
             obs, *_ = env.step(keys.argmax(1))
         else:
             obs, *_ = env.step(env.action_space.sample())

@@ -91,7 +91,11 @@ class KVCache:
     def index_select(self, rows: torch.Tensor) -> KVCache:
         """A cache whose row ``i`` is this cache's row ``rows[i]`` (beam reordering, expansion)."""
         rows = rows.to(self.keys.device)
-        return KVCache(self.keys[:, rows], self.values[:, rows], self.length)  # advanced indexing copies
+        shape = (self.keys.shape[0], len(rows), *self.keys.shape[2:])
+        keys, values = self.keys.new_empty(shape), self.values.new_empty(shape)
+        keys[:, :, :, : self.length] = self.keys[:, rows, :, : self.length]  # only the filled positions are copied
+        values[:, :, :, : self.length] = self.values[:, rows, :, : self.length]
+        return KVCache(keys, values, self.length)
 
     def repeat(self, n: int) -> KVCache:
         """Rows tiled like ``Tensor.repeat(n, 1)``: ``[r0, r1, ..., r0, r1, ...]``."""
@@ -252,17 +256,24 @@ class GPT(nn.Module):
         top_k: int | None = None,
         top_p: float | None = None,
         generator: torch.Generator | None = None,
+        stop_token: int | None = None,
     ) -> torch.Tensor:
         """Sample ``max_new_tokens`` continuations of ``idx [B, T]`` with the KV cache; returns ``[B, T + new]``.
 
         Sequences longer than block_size are cropped to their last block_size tokens (then re-encoded each step).
-        ``temperature`` 0 is greedy.
+        ``temperature`` 0 is greedy. With ``stop_token``, sampling ends early once every row has produced it
+        (rows that stopped earlier keep sampling until then; cut them at their first stop token).
         """
         n = self.config.block_size
         logits, cache = self(idx[:, -n:], use_cache=True)
+        stopped = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
             next_token = sample_logits(logits[:, -1], temperature, top_k, top_p, generator)
             idx = torch.cat([idx, next_token], dim=1)
+            if stop_token is not None:
+                stopped |= next_token[:, 0] == stop_token
+                if bool(stopped.all()):
+                    break
             if cache.length < n:
                 logits, cache = self(next_token, cache=cache)
             else:

@@ -71,6 +71,9 @@ class BehaviourCloning(L.LightningModule):
             raise UserError("BehaviourCloning needs observation_dim, action_dim and dataset_spec; use it with "
                             "--data lit_rlseq.trajectory.BCDataModule, which provides them")
         self.save_hyperparameters()
+        # Attributes, not hparams: a module loaded inside a LightningCLI-instantiated one (an evaluator) records
+        # the outer module's arguments as its hparams.
+        self.observation_dim, self.action_dim = observation_dim, action_dim
         self.dataset_spec = dict(dataset_spec)
         widths = (observation_dim, *hidden)
         layers: list[nn.Module] = []
@@ -130,7 +133,7 @@ class BCEvaluator(PolicyEvaluator):
     def __init__(self, checkpoint: str, dataset: str | None = None, env: str | None = None,
                  results: str | None = None, progress: bool = True):
         super().__init__(checkpoint, dataset, env, results, progress)
-        self.check_observation_size(self.bc.hparams.observation_dim)
+        self.check_observation_size(self.bc.observation_dim)
 
     def load(self, checkpoint: str) -> dict[str, Any]:
         self.bc = BehaviourCloning.load_from_checkpoint(checkpoint, map_location="cpu")
