@@ -10,7 +10,7 @@ from lit_rlseq.procgen_sim.data import SimulatorDataModule
 from lit_rlseq.procgen_sim.model import Simulator, SimulatorConfig, gaussian_kl, straight_through
 from lit_rlseq.procgen_sim.module import SimulatorModule, load_agent, simulator_losses
 from lit_rlseq.rollouts import RolloutStore
-from tests.procgen_fixtures import SMALL_AGENT
+from tests.procgen_fixtures import SMALL_AGENT, save_agent_checkpoint
 
 AGENT = SMALL_AGENT
 TINY = dict(agent_hidden=16, agent_channels=(4, 8, 8), latent=8, encoder_channels=(4, 4, 4, 4), encoder_lstm=16,
@@ -195,3 +195,16 @@ def test_ppo_minibatches_replay_whole_recurrent_sequences():
         torch.testing.assert_close(out.logits, batch.behaviour_logits, atol=1e-5, rtol=1e-5)
         seen += index.tolist()
     assert sorted(seen) == [0, 1, 2, 3]
+
+
+def test_store_recorded_by_another_agent_is_refused(procgen_store, procgen_agent_ckpt, tmp_path):
+    import lightning as L
+
+    other = tmp_path / "other.ckpt"
+    save_agent_checkpoint(other, RecurrentImpalaConfig(channels=(4, 8, 8), hidden=32))
+    module = SimulatorModule(str(other), **{**TINY, "agent_hidden": 32})
+    dm = SimulatorDataModule(str(procgen_store), batch_size=2, num_init=3, num_sim=6, stride=4, val_fraction=0.25)
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    with pytest.raises(DataError, match="hidden states of 16 dimensions but the agent has 32"):
+        trainer.fit(module, datamodule=dm)
