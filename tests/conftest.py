@@ -72,33 +72,52 @@ def procgen_store(tmp_path_factory, procgen_agent_ckpt):
     path = tmp_path_factory.mktemp("procgen_store") / "store"
     record(path, load_agent(procgen_agent_ckpt, SMALL_AGENT), episodes=4)
     return path
+
+
+@pytest.fixture(scope="session")
 def cooking_cache(tmp_path_factory):
     """A game cache with two TextWorld cooking level-1 games made by tw-make for this test run (about 15 s
     each): train seed 0 and test seed 0."""
     from lit_rlseq.envs.text import make_games
+
     cache = tmp_path_factory.mktemp("games")
     make_games("cooking_level_1", "train", 1, cache_dir=cache, progress=False)
     make_games("cooking_level_1", "test", 1, cache_dir=cache, progress=False)
     return cache
+
+
+@pytest.fixture(scope="session")
 def ttm_store(cooking_cache, tmp_path_factory):
     """Two walkthrough-teacher rollouts on the cached cooking game, recorded with `lightning play`."""
     from lit_rlseq.cli import run_cli
+
     store = tmp_path_factory.mktemp("ttm") / "rollouts"
     run_cli(["play", "--config", str(ROOT / "configs" / "ttm_cooking_teacher.yaml"), f"--data.init_args.store={store}",
              f"--data.init_args.game_cache={cooking_cache}", "--data.init_args.max_rollouts=2",
              "--data.init_args.games=1", "--trainer.enable_progress_bar=false"])
     return store
+
+
+@pytest.fixture(scope="session")
 def ttm_jsonl(ttm_store, tmp_path_factory):
     from lit_rlseq.cli import run_cli
+
     path = tmp_path_factory.mktemp("ttm_jsonl") / "teacher.jsonl"
     run_cli(["write_finetune", "--config", str(ROOT / "configs" / "ttm_cooking_write_finetune.yaml"),
              f"--store={ttm_store}", f"--finetune_path={path}"])
+    return path
+
+
 TINY_LM = ["--model.init_args.n_layer=1", "--model.init_args.n_head=2", "--model.init_args.n_embd=32",
            "--model.init_args.block_size=256", "--data.init_args.block_size=256", "--data.init_args.vocab_size=400",
            "--model.init_args.max_new_tokens=40"]
+
+
+@pytest.fixture(scope="session")
 def ttm_checkpoint(ttm_jsonl, tmp_path_factory):
     """A tiny TextLM trained for two steps with configs/ttm_cooking_finetune.yaml."""
     from lit_rlseq.cli import run_cli
+
     out = tmp_path_factory.mktemp("ttm_lm")
     run_cli(["fit", "--config", str(ROOT / "configs" / "ttm_cooking_finetune.yaml"), f"--data.init_args.path={ttm_jsonl}",
              f"--trainer.logger.init_args.save_dir={out}", "--trainer.max_steps=2", "--trainer.enable_progress_bar=false",
@@ -108,3 +127,37 @@ def ttm_checkpoint(ttm_jsonl, tmp_path_factory):
 
 # Trajectory Transformer artifacts (a Hopper-shaped dataset, tiny TT and BC checkpoints): tests/tt_fixtures.py
 from tests.tt_fixtures import bc_checkpoint, tt_checkpoint, tt_store  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session")
+def messenger_dynamics_checkpoint(messenger_demos, tmp_path_factory):
+    """A (barely trained) Messenger dynamics checkpoint from configs/ldd_messenger_dynamics.yaml at a tiny size."""
+    from lit_rlseq.cli import run_cli
+
+    out = tmp_path_factory.mktemp("messenger_dynamics")
+    run_cli(["fit", "--config", str(ROOT / "configs" / "ldd_messenger_dynamics.yaml"),
+             f"--data.init_args.path={messenger_demos}", f"--trainer.logger.init_args.save_dir={out}",
+             "--trainer.logger.init_args.name=dynamics", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
+             "--model.init_args.d_word=16", "--model.init_args.d_model=16", "--model.init_args.conv_channels=8",
+             "--model.init_args.hidden=16", "--trainer.enable_progress_bar=false"])
+    return out / "dynamics" / "checkpoints" / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def messenger_s1_checkpoints(messenger_dynamics_checkpoint, tmp_path_factory):
+    """S1 checkpoints of the EMMA baseline and of LDD (one learner step each), for the S2 curriculum configs."""
+    from lit_rlseq.cli import run_cli
+
+    out = tmp_path_factory.mktemp("messenger_s1")
+    paths = {}
+    for method, config, extra in (
+        ("baseline", "ldd_messenger_baseline.yaml", ["--model.init_args.d_word=16", "--model.init_args.d_model=16",
+                                                     "--model.init_args.conv_channels=8", "--model.init_args.hidden=16"]),
+        ("ldd", "ldd_messenger.yaml", [f"--model.init_args.dynamics_checkpoint={messenger_dynamics_checkpoint}"]),
+    ):
+        run_cli(["fit", "--config", str(ROOT / "configs" / config), f"--trainer.logger.init_args.save_dir={out}",
+                 f"--trainer.logger.init_args.name={method}", "--trainer.max_epochs=1",
+                 "--data.init_args.steps_per_epoch=1", "--data.init_args.eval_episodes=2",
+                 "--trainer.enable_progress_bar=false", *extra])
+        paths[method] = out / method / "checkpoints" / "last.ckpt"
+    return paths

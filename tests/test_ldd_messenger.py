@@ -69,7 +69,7 @@ def test_checkpoint_loading_checks_kind_and_vocabulary(tmp_path, data):
     with pytest.raises(DataError, match="another vocabulary"):
         load_emma_dynamics(str(path), vocab=data.vocab[:-1])
     torch.save({"state_dict": {}, "lit_rlseq_kind": "ldd.DynamicsModule"}, tmp_path / "rtfm.ckpt")
-    with pytest.raises(DataError, match="(?s)not a Messenger dynamics checkpoint.*ldd_messenger_dynamics.yaml"):
+    with pytest.raises(DataError, match="(?s)not a Messenger dynamics model checkpoint.*ldd_messenger_dynamics.yaml"):
         load_emma_dynamics(str(tmp_path / "rtfm.ckpt"))
     with pytest.raises(MissingArtifactError):
         load_emma_dynamics(str(tmp_path / "none.ckpt"))

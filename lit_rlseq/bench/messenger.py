@@ -8,6 +8,9 @@
   sparse (our path) and dense (the plain definition). "ppo_update_equivalent_steps_per_s" = frames / (acting
   + 4 x forward-backward), the model's share of a PPO update; the original loop ran 30-55 steps/s here.
   Ratio: that figure / 55 (the original's best), goal 20.
+* ``messenger.ppo_learner_s1`` / ``_s2``: the PPO learner training EMMA (configs/ldd_messenger_baseline*.yaml)
+  against the collector alone (lit_rlseq.bench.loops.learner_vs_collector: ratio goal 0.5), and its frames/s
+  against the original loop's 55 steps/s (goal 20), synchronous and with one actor worker.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 
 from lit_rlseq.bench import BenchResult, benchmark
+from lit_rlseq.bench.loops import CONFIGS, learner_vs_collector
 from lit_rlseq.envs.messenger import MessengerVectorEnv
 from lit_rlseq.nn.emma import Emma, EmmaConfig
 
@@ -121,3 +125,30 @@ def messenger_emma(scale: float = 1.0) -> BenchResult:
              f"(acting + {PPO_EPOCHS} fwd+bwd epochs) in steps/s / the original loop's {ORIGINAL_LEARNER_STEPS_PER_S}",
         extra={"threads": torch.get_num_threads(), "load_average_1min": os.getloadavg()[0]},
     )
+
+
+def ppo_learner(stage: str, scale: float) -> list[BenchResult]:
+    config = CONFIGS / ("ldd_messenger_baseline.yaml" if stage == "s1" else "ldd_messenger_baseline_s2.yaml")
+    name = f"messenger.ppo_learner_{stage}"
+    results = learner_vs_collector(name, config, max(2, int(60 * scale)))
+    against_original = []
+    for result in results:
+        frames = result.figures["learner_frames_per_s"]
+        against_original.append(BenchResult(
+            name=f"{result.name}.vs_original", figures={"learner_frames_per_s": frames,
+                                                        "original_steps_per_s": ORIGINAL_LEARNER_STEPS_PER_S},
+            ratio=frames / ORIGINAL_LEARNER_STEPS_PER_S, goal=GOAL_SPEEDUP,
+            note=f"{result.note}; ratio = learner frames/s / the original EMMA loop's {ORIGINAL_LEARNER_STEPS_PER_S}",
+            extra={"load_average_1min": os.getloadavg()[0]}))
+    return results + against_original
+
+
+@benchmark("messenger.ppo_learner_s1")
+def messenger_ppo_learner_s1(scale: float = 1.0) -> list[BenchResult]:
+    return ppo_learner("s1", scale)
+
+
+@benchmark("messenger.ppo_learner_s2")
+def messenger_ppo_learner_s2(scale: float = 1.0) -> list[BenchResult]:
+    """S2 starts from an S1 checkpoint in the pipeline; the benchmark times a fresh network (same cost)."""
+    return ppo_learner("s2", scale)
