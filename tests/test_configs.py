@@ -21,7 +21,7 @@ CONFIGS_BY_SYSTEM = {
     "ldd_rtfm": {"ldd_rtfm_baseline", "ldd_rtfm_collect", "ldd_rtfm_dynamics", "ldd_rtfm"},
     "ldd_messenger": {"ldd_messenger_collect", "ldd_messenger_dynamics", "ldd_messenger_baseline",
                       "ldd_messenger", "ldd_messenger_baseline_s2", "ldd_messenger_s2"},
-    "procgen": {"procgen_sim"},
+    "procgen": {"procgen_agent", "procgen_collect", "procgen_sim"},
     "fwp": {"fwp_atari"},
     "ppo": {"toy_ppo", "ppo_hopper"},
     "ldd_nethack": {"ldd_nethack_baseline"},

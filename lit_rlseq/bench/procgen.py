@@ -3,6 +3,8 @@
 * ``procgen.collector``: frames/s of the collector's unrolls on coinrun with the recurrent IMPALA agent (what
   the PPO learner consumes) ÷ raw procgen stepping with random actions and the same number of envs, in one
   run. Goal >= 0.5. The agent's CNN runs on the CPU here.
+* ``procgen.ppo``: the agent's PPO learner (``configs/procgen_agent.yaml``) ÷ the collector alone with the same
+  agent and envs (lit_rlseq.bench.loops.learner_vs_collector), synchronous and with one actor worker. Goal >= 0.5.
 * ``procgen.simulator``: training sequences/s of the simulator (3 + 28 steps) at the sizes of
   ``configs/procgen_sim.yaml``: forward, losses, backward and Adam step on batches of the recorded shapes
   (random pixels and states: the cost does not depend on the content).
@@ -18,6 +20,7 @@ import torch
 import yaml
 
 from lit_rlseq.bench import BenchResult, benchmark
+from lit_rlseq.bench.loops import learner_vs_collector
 from lit_rlseq.envs.registry import make_vector_env
 from lit_rlseq.loops.collector import Collector
 from lit_rlseq.nn.recurrent_impala import RecurrentImpala, RecurrentImpalaConfig
@@ -67,6 +70,14 @@ def collector_vs_raw(scale: float = 1.0) -> BenchResult:
         goal=0.5,
         note=f"coinrun hard, {num_envs} envs; collector = agent (IMPALA CNN + GRU, CPU) + env, 32-step unrolls",
     )
+
+
+@benchmark("procgen.ppo")
+def ppo_vs_collector(scale: float = 1.0) -> list[BenchResult]:
+    tiny = scale < 0.1  # the tests' runs: a small agent, two short columns
+    model = {"channels": [4, 8, 8], "hidden": 16, "num_minibatches": 2} if tiny else {}
+    data = {"num_envs": 2, "unroll_length": 8} if tiny else {}
+    return learner_vs_collector("procgen.ppo", CONFIGS / "procgen_agent.yaml", max(2, int(8 * scale)), model, **data)
 
 
 @benchmark("procgen.simulator")

@@ -99,7 +99,8 @@ def agent_section(out: Path) -> str:
     kwargs = {"env": eval_env, **(data.get("eval_env_kwargs") or data.get("env_kwargs") or {})}
     random_return = random_policy_return(dict(kwargs), episodes=100)
     rows = [r for r in read_curve(out / "agent" / "learning_curve.csv") if not math.isnan(r.get(RETURN, math.nan))]
-    lines = ["## The agent", f"Evaluation on {eval_env} {kwargs}; a uniformly random policy scores "
+    options = {k: v for k, v in kwargs.items() if k != "env"}
+    lines = ["## The agent", f"Evaluation on {eval_env} {options}; a uniformly random policy scores "
              f"{random_return:.2f} on 100 episodes.", "", "| frames | agent return |", "|---|---|"]
     lines += [f"| {r[FRAMES]:,.0f} | {r[RETURN]:.2f} |" for r in rows]
     if (out / "agent" / "learning_curve.png").exists():
