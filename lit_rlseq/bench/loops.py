@@ -56,11 +56,11 @@ def env_only_steps_per_s(env_id: str, num_envs: int, steps: int, env_kwargs: dic
     return num_envs * steps / (time.perf_counter() - start)
 
 
-def learner_vs_collector(name: str, config: Path, steps: int) -> list[BenchResult]:
-    """Measures the run that ``config`` (a YAML in configs/) describes: its model and data, synchronous and
-    with one actor worker, against the collector alone."""
+def learner_vs_collector(name: str, config: Path, steps: int, data_overrides: dict | None = None) -> list[BenchResult]:
+    """Measures the run that ``config`` (a YAML in configs/) describes: its model and data (with
+    ``data_overrides``), synchronous and with one actor worker, against the collector alone."""
     model_class, model_args, data_args = _read_config(config)
-    eval_free = {**data_args, "eval_envs": {}}
+    eval_free = {**data_args, **(data_overrides or {}), "eval_envs": {}}
 
     def make_data(workers: int, steps_per_epoch: int) -> OnlineDataModule:
         return OnlineDataModule(**{**eval_free, "num_workers": workers, "steps_per_epoch": steps_per_epoch})
