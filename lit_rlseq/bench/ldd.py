@@ -17,4 +17,4 @@ def nethack_baseline(scale: float = 1.0) -> list[BenchResult]:
     # Below a tenth of the reported scale (the tests' rot check) a smaller batch: NetHack envs are slow to make.
     tiny = {"num_envs": 4, "unroll_length": 8} if scale < 0.1 else {}
     config = CONFIGS / "ldd_nethack_baseline.yaml"
-    return learner_vs_collector("ldd.nethack_baseline", config, max(2, int(40 * scale)), **tiny)
+    return learner_vs_collector("ldd.nethack_baseline", config, max(2, int(40 * scale)), data_overrides=tiny)

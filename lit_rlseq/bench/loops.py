@@ -60,12 +60,12 @@ def env_only_steps_per_s(env_id: str, num_envs: int, steps: int, env_kwargs: dic
 
 
 def learner_vs_collector(name: str, config: Path, steps: int, model_overrides: dict[str, Any] | None = None,
-                         **data_overrides: Any) -> list[BenchResult]:
+                         data_overrides: dict[str, Any] | None = None) -> list[BenchResult]:
     """Measures the run that ``config`` (a YAML in configs/) describes: its model and data, synchronous and
     with one actor worker, against the collector alone. ``model_overrides`` and ``data_overrides`` replace model
     and data arguments (e.g. a smaller network or batch for the tiny scale the tests run)."""
     model_class, model_args, data_args = _read_config(config)
-    model_args, data_args = {**model_args, **(model_overrides or {})}, {**data_args, **data_overrides}
+    model_args, data_args = {**model_args, **(model_overrides or {})}, {**data_args, **(data_overrides or {})}
     eval_free = {**data_args, "eval_envs": {}}
 
     def make_data(workers: int, steps_per_epoch: int) -> OnlineDataModule:

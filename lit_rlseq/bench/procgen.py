@@ -77,7 +77,7 @@ def ppo_vs_collector(scale: float = 1.0) -> list[BenchResult]:
     tiny = scale < 0.1  # the tests' runs: a small agent, two short columns
     model = {"channels": [4, 8, 8], "hidden": 16, "num_minibatches": 2} if tiny else {}
     data = {"num_envs": 2, "unroll_length": 8} if tiny else {}
-    return learner_vs_collector("procgen.ppo", CONFIGS / "procgen_agent.yaml", max(2, int(8 * scale)), model, **data)
+    return learner_vs_collector("procgen.ppo", CONFIGS / "procgen_agent.yaml", max(2, int(8 * scale)), model, data)
 
 
 @benchmark("procgen.simulator")
