@@ -1,6 +1,8 @@
 """The dataset stage: D4RL-style Hopper datasets recorded from a (tiny) PPO run's checkpoints."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,16 +27,17 @@ def test_checkpoints_are_found_in_epoch_order(tmp_path):
 
 @pytest.mark.slow
 def test_datasets_from_a_tiny_ppo_run(tmp_path):
-    from lit_rlseq.cli import run_cli
     from lit_rlseq.rollouts import RolloutStore
     from lit_rlseq.trajectory.datasets import make_datasets
     from lit_rlseq.trajectory.pipeline import SMOKE
 
-    run_cli(["fit", "--config", str(ROOT / "configs" / "ppo_hopper.yaml"), f"--trainer.logger.init_args.save_dir={tmp_path}",
-             "--trainer.logger.init_args.name=ppo", "--trainer.enable_progress_bar=false", *SMOKE["ppo"]])
+    # As the pipeline runs it: a separate `lightning fit` process.
+    subprocess.run([sys.executable, "-m", "lit_rlseq", "fit", "--config", str(ROOT / "configs" / "ppo_hopper.yaml"),
+                    f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.logger.init_args.name=ppo",
+                    "--trainer.enable_progress_bar=false", *SMOKE["ppo"]], check=True)
     summary = make_datasets(tmp_path / "ppo", tmp_path / "datasets", "mujoco:Hopper-v5", episodes=3,
                             replay_episodes=2, num_envs=2)
-    assert json.loads((tmp_path / "datasets" / "summary.json").read_text()) == summary
+    assert json.loads((tmp_path / "datasets_summary.json").read_text()) == summary
     datasets = summary["datasets"]
     assert set(datasets) == {"random", "medium", "medium-replay", "expert", "medium-expert"}
     assert datasets["random"]["episodes"] == datasets["expert"]["episodes"] == 3

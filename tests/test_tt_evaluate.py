@@ -101,3 +101,13 @@ def test_evaluation_rounds_in_hopper_record_every_episode(tt_checkpoint, bc_chec
         episode = store.load(refs[0])
         assert episode.fields["obs"].shape == (episode.length + 1, 11) and episode.length <= 4
         assert episode.fields["terminal"][-1] or episode.fields["timeout"][-1]
+
+
+def test_dataset_with_another_observation_size_than_its_env(tmp_path):
+    from lit_rlseq.trajectory.data import TrajectoryDataModule
+    from tests.trajectory_data import write_synthetic_store
+
+    store = write_synthetic_store(tmp_path / "s", episodes=3, obs_dim=17, act_dim=3)
+    data = TrajectoryDataModule(str(store), "halfcheetah-like", env="mujoco:Hopper-v5", val_fraction=0)
+    with pytest.raises(UserError, match="observations of size 17, but mujoco:Hopper-v5 has size 11"):
+        data.setup("fit")

@@ -35,8 +35,7 @@ def test_finished_stages_are_skipped(tmp_path, capsys):
 
 
 def test_comparison_table_and_chart(tmp_path):
-    (tmp_path / "datasets").mkdir()
-    (tmp_path / "datasets" / "summary.json").write_text(json.dumps({"datasets": {"medium": {
+    (tmp_path / "datasets_summary.json").write_text(json.dumps({"datasets": {"medium": {
         "episodes": 50, "transitions": 9000, "return": 1000.0, "return_se": 10.0, "score": 31.4, "score_se": 0.3}}}))
     (tmp_path / "results").mkdir()
     for kind, score in (("bc", 25.0), ("tt", 40.0)):

@@ -28,7 +28,7 @@ class BCDataModule(RolloutDataModule):
         dataset, env: the dataset's name and env id (remembered by the checkpoint, as for the TT).
     """
 
-    def __init__(self, path: str, dataset: str, env: str = "mujoco:Hopper-v5", select: dict[str, Any] | None = None,
+    def __init__(self, path: str, dataset: str, env: str | None = None, select: dict[str, Any] | None = None,
                  batch_size: int = 256, val_fraction: float = 0.05, seed: int = 0, num_workers: int = 0):
         super().__init__(path, window=1, batch_size=batch_size, fields=["obs", "action"], val_fraction=val_fraction,
                          select=select, seed=seed, num_workers=num_workers)

@@ -16,13 +16,14 @@ per epoch), the episodes are recorded with the stochastic policy, tagged by ``pa
 D4RL's medium-replay is the replay buffer of one SAC run; ours holds episodes of every PPO checkpoint up to
 the medium one, sampled after training (fresh episodes, not the exact ones the learner saw).
 Episodes have the fields ``obs`` (L + 1 rows), ``action``, ``reward``, ``terminal``, ``timeout``. Every stage
-is topped up to its count, so an interrupted run continues where it stopped. ``summary.json`` in the store
-lists each dataset's episodes, transitions and returns (raw and D4RL-normalised).
+is topped up to its count, so an interrupted run continues where it stopped. ``<store>_summary.json`` beside
+the store lists each dataset's episodes, transitions and returns (raw and D4RL-normalised).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import re
 import sys
@@ -77,9 +78,8 @@ class RandomAgent:
 def policy_episodes(checkpoint: Path, env_id: str, episodes: int, num_envs: int, seed: int) -> list[dict[str, Any]]:
     """``episodes`` episodes of a PPO checkpoint's stochastic policy, as store fields."""
     from lit_rlseq.loops.collector import Collector
-    from lit_rlseq.loops.ppo import MLPPPO
 
-    policy = MLPPPO.load_from_checkpoint(checkpoint, map_location="cpu").policy.eval()
+    policy = load_ppo_policy(checkpoint)
     n_envs = min(num_envs, episodes)
     quota = np.full(n_envs, episodes // n_envs)
     quota[: episodes % n_envs] += 1
@@ -100,6 +100,26 @@ def policy_episodes(checkpoint: Path, env_id: str, episodes: int, num_envs: int,
     finally:
         env.close()
     return recorded
+
+
+def load_ppo_policy(checkpoint: Path):
+    """The policy of an ``MLPPPO`` checkpoint written by ``lightning fit``.
+
+    Not ``MLPPPO.load_from_checkpoint``: the CLI saves every data-linked name (``vocab``, ``dataset_spec``, ...)
+    with the hyperparameters, and MLPPPO forwards unknown keywords to PPOModule, which refuses them.
+    """
+    import torch
+
+    from lit_rlseq.cli import LINKED_FROM_DATA
+    from lit_rlseq.loops.ppo import MLPPPO
+
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    hparams = {k: v for k, v in saved["hyper_parameters"].items() if not k.startswith("_")}
+    accepted = set(inspect.signature(MLPPPO.__init__).parameters) | set(inspect.signature(MLPPPO.__mro__[1].__init__).parameters)
+    hparams = {k: v for k, v in hparams.items() if k not in LINKED_FROM_DATA or k in accepted}
+    module = MLPPPO(**hparams)
+    module.load_state_dict(saved["state_dict"])
+    return module.policy.eval()
 
 
 def random_episodes(env_id: str, episodes: int, num_envs: int, seed: int) -> list[dict[str, Any]]:
@@ -169,9 +189,14 @@ def make_datasets(ppo_run: Path, store_path: Path, env_id: str, episodes: int = 
     summary = summarise(store, env_id)
     summary["behaviour_policy"] = {"run": str(ppo_run), "medium_epoch": medium_epoch, "expert_epoch": last_epoch,
                                    "replay_mean_return_by_epoch": {str(k): float(v) for k, v in means.items()}}
-    (store_path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary_path(store_path).write_text(json.dumps(summary, indent=2) + "\n")
     store.close()
     return summary
+
+
+def summary_path(store_path: Path) -> Path:
+    """Beside the store: a store directory holds shards only."""
+    return store_path.parent / f"{store_path.name}_summary.json"
 
 
 def summarise(store: RolloutStore, env_id: str) -> dict[str, Any]:

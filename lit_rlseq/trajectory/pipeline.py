@@ -52,7 +52,7 @@ def config_args(name: str, scale: str) -> list[str]:
 
 SMOKE = {
     "ppo": ["--trainer.max_epochs=2", "--data.init_args.steps_per_epoch=1", "--data.init_args.unroll_length=64",
-            "--data.init_args.eval_episodes=2", "--data.init_args.eval_num_envs=2", "--model.init_args.num_minibatches=2"],
+            "--data.init_args.eval_episodes=2", "--data.init_args.eval_num_envs=2"],
     "datasets": ["--episodes", "4", "--replay-episodes", "2", "--num-envs", "2"],
     "tt": ["--trainer.max_epochs=1", "--trainer.limit_train_batches=3", "--trainer.limit_val_batches=2",
            "--model.init_args.n_layer=1", "--model.init_args.n_embd=16", "--model.init_args.n_head=1"],
@@ -127,7 +127,9 @@ def run_stage(stage: Stage, dry_run: bool) -> None:
 
 def compare(out: Path, task: str, datasets: list[str]) -> str:
     """The comparison table (markdown) and bar chart of D4RL-normalised scores."""
-    summary_path = out / "datasets" / "summary.json"
+    from lit_rlseq.trajectory.datasets import summary_path as dataset_summary
+
+    summary_path = dataset_summary(out / "datasets")
     summary = json.loads(summary_path.read_text())["datasets"] if summary_path.exists() else {}
     rows = []
     for dataset in datasets:
