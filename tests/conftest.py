@@ -123,3 +123,41 @@ def ttm_checkpoint(ttm_jsonl, tmp_path_factory):
              f"--trainer.logger.init_args.save_dir={out}", "--trainer.max_steps=2", "--trainer.enable_progress_bar=false",
              *TINY_LM])
     return out / "ttm_cooking" / "lm" / "checkpoints" / "last.ckpt"
+
+
+# Trajectory Transformer artifacts (a Hopper-shaped dataset, tiny TT and BC checkpoints): tests/tt_fixtures.py
+from tests.tt_fixtures import bc_checkpoint, tt_checkpoint, tt_store  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session")
+def messenger_dynamics_checkpoint(messenger_demos, tmp_path_factory):
+    """A (barely trained) Messenger dynamics checkpoint from configs/ldd_messenger_dynamics.yaml at a tiny size."""
+    from lit_rlseq.cli import run_cli
+
+    out = tmp_path_factory.mktemp("messenger_dynamics")
+    run_cli(["fit", "--config", str(ROOT / "configs" / "ldd_messenger_dynamics.yaml"),
+             f"--data.init_args.path={messenger_demos}", f"--trainer.logger.init_args.save_dir={out}",
+             "--trainer.logger.init_args.name=dynamics", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
+             "--model.init_args.d_word=16", "--model.init_args.d_model=16", "--model.init_args.conv_channels=8",
+             "--model.init_args.hidden=16", "--trainer.enable_progress_bar=false"])
+    return out / "dynamics" / "checkpoints" / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def messenger_s1_checkpoints(messenger_dynamics_checkpoint, tmp_path_factory):
+    """S1 checkpoints of the EMMA baseline and of LDD (one learner step each), for the S2 curriculum configs."""
+    from lit_rlseq.cli import run_cli
+
+    out = tmp_path_factory.mktemp("messenger_s1")
+    paths = {}
+    for method, config, extra in (
+        ("baseline", "ldd_messenger_baseline.yaml", ["--model.init_args.d_word=16", "--model.init_args.d_model=16",
+                                                     "--model.init_args.conv_channels=8", "--model.init_args.hidden=16"]),
+        ("ldd", "ldd_messenger.yaml", [f"--model.init_args.dynamics_checkpoint={messenger_dynamics_checkpoint}"]),
+    ):
+        run_cli(["fit", "--config", str(ROOT / "configs" / config), f"--trainer.logger.init_args.save_dir={out}",
+                 f"--trainer.logger.init_args.name={method}", "--trainer.max_epochs=1",
+                 "--data.init_args.steps_per_epoch=1", "--data.init_args.eval_episodes=2",
+                 "--trainer.enable_progress_bar=false", *extra])
+        paths[method] = out / method / "checkpoints" / "last.ckpt"
+    return paths

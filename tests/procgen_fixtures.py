@@ -42,4 +42,13 @@ def procgen_command(name: str, tmp_path: Path, request) -> list[str]:
         store, agent = request.getfixturevalue("procgen_store"), request.getfixturevalue("procgen_agent_ckpt")
         return ["fit", f"--data.init_args.path={store}", f"--model.init_args.agent_checkpoint={agent}",
                 "--data.init_args.batch_size=2", *SMALL_AGENT_ARGS]
+    small_agent = ["--model.init_args.channels=[4, 8, 8]", "--model.init_args.hidden=16"]
+    if name == "procgen_agent":  # two short sequences per batch, one per minibatch
+        return ["fit", "--data.init_args.num_envs=2", "--data.init_args.unroll_length=8",
+                "--model.init_args.num_minibatches=2", "--data.init_args.eval_episodes=2",
+                "--data.init_args.eval_num_envs=2", "--data.init_args.env_kwargs={num_levels: 20}", *small_agent]
+    if name == "procgen_collect":
+        return ["collect", f"--data.init_args.store={tmp_path / 'store'}", "--data.init_args.episodes=2",
+                "--data.init_args.num_envs=2", f"--data.init_args.video={tmp_path / 'episodes.gif'}",
+                "--data.init_args.env_kwargs={distribution_mode: easy, num_levels: 20}", *small_agent]
     raise KeyError(f"no smoke-test command for configs/{name}.yaml")

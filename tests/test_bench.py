@@ -13,10 +13,15 @@ BENCHMARKS = sorted(load_all())
 
 def test_the_benchmarks_issue_2_and_3_ask_for_are_registered():
     assert {"rollouts.windows", "rollouts.bytes", "loops.toy_impala", "rtfm.env_steps", "ldd.rtfm_baseline"} <= set(BENCHMARKS)
+    assert {"fwp.rules", "fwp.collector", "fwp.learner", "fwp.atari_vector"} <= set(BENCHMARKS)  # issue 8
 
 
 def test_the_ppo_benchmarks_are_registered():
     assert {"ppo.toy", "ppo.hopper"} <= set(BENCHMARKS)
+
+
+def test_the_procgen_benchmarks_issue_7_asks_for_are_registered():
+    assert {"procgen.collector", "procgen.ppo", "procgen.simulator"} <= set(BENCHMARKS)
 
 
 @pytest.mark.slow
@@ -42,3 +47,7 @@ def test_unknown_benchmark_is_an_error(capsys):
     with pytest.raises(SystemExit):
         main(["no.such.bench"])
     assert "unknown benchmark" in capsys.readouterr().err
+
+
+def test_the_trajectory_transformer_benchmarks_are_registered():
+    assert {"trajectory.planner_latency", "trajectory.planning_throughput", "trajectory.training"} <= set(BENCHMARKS)

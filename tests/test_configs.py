@@ -19,12 +19,15 @@ OVERLAYS = sorted((ROOT / "configs" / "scale").glob("*.yaml"))
 CONFIGS_BY_SYSTEM = {
     "foundation": {"toy_impala"},
     "ldd_rtfm": {"ldd_rtfm_baseline", "ldd_rtfm_collect", "ldd_rtfm_dynamics", "ldd_rtfm"},
-    "ldd_messenger": {"ldd_messenger_collect", "ldd_messenger_dynamics"},
-    "procgen": {"procgen_sim"},
+    "ldd_messenger": {"ldd_messenger_collect", "ldd_messenger_dynamics", "ldd_messenger_baseline",
+                      "ldd_messenger", "ldd_messenger_baseline_s2", "ldd_messenger_s2"},
+    "procgen": {"procgen_agent", "procgen_collect", "procgen_sim"},
     "fwp": {"fwp_atari"},
     "ppo": {"toy_ppo", "ppo_hopper"},
+    "ldd_nethack": {"ldd_nethack_baseline"},
     "ttm": {"ttm_cooking_teacher", "ttm_cooking_write_finetune", "ttm_cooking_finetune", "ttm_cooking_student_train",
             "ttm_cooking_student_test"},
+    "trajectory": {"tt_hopper", "tt_hopper_bc", "tt_hopper_evaluate", "tt_hopper_bc_evaluate"},
 }
 
 
@@ -43,6 +46,8 @@ def ldd_command(name: str, tmp_path: Path, request, demos_fixture: str = "rtfm_d
     args = ["fit", "--data.init_args.eval_episodes=4"]
     if name == "ldd_rtfm":
         args.append(f"--model.init_args.dynamics_checkpoint={request.getfixturevalue('dynamics_checkpoint')}")
+    if name.startswith("ldd_nethack"):  # a greedy NetHack policy may wait until the step limit
+        args += ["--data.init_args.eval_env_kwargs={max_steps: 20}", "--data.init_args.num_workers=0"]
     return args
 
 
@@ -84,13 +89,36 @@ def ttm_command(name: str, tmp_path: Path, request) -> list[str]:
     return play
 
 
+def tt_command(name: str, tmp_path: Path, request) -> list[str]:
+    from tests.tt_fixtures import tt_command as command
+
+    return command(name, tmp_path, request)
+
+
+def messenger_command(name: str, tmp_path: Path, request) -> list[str]:
+    """LDD on Messenger: RL stages read the dynamics fixture; S2 stages start from the S1 fixtures."""
+    args = ldd_command(name, tmp_path, request, "messenger_demos")
+    if name.endswith("_dynamics"):  # a small EMMA trunk: the paper overlay's 128-class head is large enough
+        args += ["--model.init_args.d_word=16", "--model.init_args.d_model=16", "--model.init_args.conv_channels=8"]
+    if name in ("ldd_messenger", "ldd_messenger_s2"):
+        args.append(f"--model.init_args.dynamics_checkpoint={request.getfixturevalue('messenger_dynamics_checkpoint')}")
+    if name.endswith("_s2"):
+        checkpoints = request.getfixturevalue("messenger_s1_checkpoints")
+        args.append(f"--model.init_args.init_checkpoint={checkpoints['ldd' if name == 'ldd_messenger_s2' else 'baseline']}")
+    if name == "ldd_messenger_baseline_s2":  # starts from the tiny S1 fixture: match its sizes
+        args += ["--model.init_args.d_word=16", "--model.init_args.d_model=16", "--model.init_args.conv_channels=8",
+                 "--model.init_args.hidden=16"]
+    return args
+
+
 COMMANDS: dict[str, Callable[[str, Path, object], list[str]]] = {
-    "ttm_": ttm_command,
+    "tt_": tt_command,
     "procgen_": procgen_command,
     "fwp_atari": fwp_command,
     "toy_ppo": ppo_command,
     "ppo_hopper": ppo_command,
-    "ldd_messenger": lambda name, tmp_path, request: ldd_command(name, tmp_path, request, "messenger_demos"),
+    "ttm_": ttm_command,
+    "ldd_messenger": messenger_command,
 }
 
 
@@ -110,7 +138,7 @@ def test_config_runs_with_fast_dev_run(config, tmp_path, monkeypatch, request):
         assert base_of(config).exists(), f"{config.name}: no base config {base_of(config).name}"
         configs = ["--config", str(base_of(config)), *configs]
     subcommand, *overrides = command_for(base_of(config) if config in OVERLAYS else config, tmp_path, request)
-    if subcommand in STANDALONE_STAGES:  # not a Trainer run (e.g. write_finetune)
+    if subcommand in STANDALONE_STAGES:
         run_cli([subcommand, *configs, *overrides])
         return
     cli = run_cli([subcommand, *configs, "--trainer.fast_dev_run=true", "--trainer.enable_progress_bar=false",

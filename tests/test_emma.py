@@ -113,3 +113,12 @@ def test_one_network_reads_every_stage():
         model = model or small(env)
         out = model(obs, first, model.initial_state(first.shape[1]))
         assert out.logits.shape == (3, 6, 5) and torch.isfinite(out.logits).all()
+
+
+def test_empty_sentences_of_padding_rows_stay_finite():
+    torch.manual_seed(0)
+    encoder = ManualEncoder(EmmaConfig(vocab_size=10, d_word=8, d_model=4))
+    keys, values = encoder(torch.zeros(2, 3, 5, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
+    assert torch.isfinite(keys).all() and torch.isfinite(values).all()
+    (keys.sum() + values.sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in encoder.parameters() if p.grad is not None)

@@ -48,9 +48,10 @@ def grads_of(fn, args, state, first, grad="full", seed=1):
     state = tuple(s.clone().requires_grad_(True) for s in state)
     out, final = call(fn, args, state, first, grad=grad)
     g = torch.Generator().manual_seed(seed)
-    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
+    weights = lambda x: torch.randn(x.shape, generator=g, dtype=torch.float64).to(x)  # noqa: E731  (any device)
+    loss = (out * weights(out)).sum()
     for f in final:
-        loss = loss + (f * torch.randn(f.shape, generator=g, dtype=f.dtype)).sum()
+        loss = loss + (f * weights(f)).sum()
     inputs = [*args, *state]
     gs = torch.autograd.grad(loss, inputs, allow_unused=True)
     return out.detach(), [f.detach() for f in final], [torch.zeros_like(x) if gx is None else gx for x, gx in zip(inputs, gs)]

@@ -112,3 +112,27 @@ def test_a_fast_weight_agent_learns_to_remember_a_cue(core, monkeypatch):
     stats = collector.run_episodes(module.policy, 5, greedy=True)
     assert len(stats) == 100
     assert float(stats.episode_return.mean()) > 0.8
+
+
+def test_test_mode_counts_lives_per_run_and_noneg_discards_negative_episodes(monkeypatch):
+    from lit_rlseq.fwp.evaluate import run_test_mode
+
+    monkeypatch.setitem(registry.FAMILIES, "cue", "tests.cue_env:make_vector_env")
+    report = run_test_mode("random", "cue", runs=2, episodes=12, num_envs=4, seed=0)
+    assert [len(r) for r in report.life_returns] == [12, 12]
+    assert {-1.0, 1.0} == {x for r in report.life_returns for x in r}  # random answers: both outcomes
+    noneg = run_test_mode("random", "cue", runs=1, episodes=12, num_envs=4, noneg=True, seed=0)
+    assert len(noneg.life_returns[0]) == 12 and min(noneg.life_returns[0]) >= 0 and noneg.discarded > 0
+    torch.manual_seed(0)
+    agent = FWPAtari(num_actions=2, core="rdn", frame_size=12, **TINY).policy
+    greedy = run_test_mode(agent, "cue", runs=1, episodes=4, num_envs=2, seed=0)
+    assert greedy.summary()["episodes"] == 4
+
+
+def test_test_mode_reports_full_games_on_atari():
+    from lit_rlseq.fwp.evaluate import run_test_mode
+
+    report = run_test_mode("random", "atari:Breakout", runs=1, episodes=10, num_envs=2, seed=0)
+    summary = report.summary()
+    assert summary["episodes"] == 10 and summary["games"] >= 1  # 5 lives per game, 5 per env
+    assert summary["game_return_mean"] >= summary["life_return_mean"]

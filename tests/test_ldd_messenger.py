@@ -69,7 +69,7 @@ def test_checkpoint_loading_checks_kind_and_vocabulary(tmp_path, data):
     with pytest.raises(DataError, match="another vocabulary"):
         load_emma_dynamics(str(path), vocab=data.vocab[:-1])
     torch.save({"state_dict": {}, "lit_rlseq_kind": "ldd.DynamicsModule"}, tmp_path / "rtfm.ckpt")
-    with pytest.raises(DataError, match="(?s)not a Messenger dynamics checkpoint.*ldd_messenger_dynamics.yaml"):
+    with pytest.raises(DataError, match="(?s)not a Messenger dynamics model checkpoint.*ldd_messenger_dynamics.yaml"):
         load_emma_dynamics(str(tmp_path / "rtfm.ckpt"))
     with pytest.raises(MissingArtifactError):
         load_emma_dynamics(str(tmp_path / "none.ckpt"))
@@ -90,3 +90,16 @@ def test_expert_demonstrations_reach_the_message(data):
     returns = [ref.tags.metadata["return"] for ref in data.episodes.refs]
     assert sum(r >= -0.5 for r in returns) / len(returns) > 0.7
     assert MessengerVectorEnv("s2").vocab.words == data.vocab
+
+
+def test_padded_windows_give_finite_gradients(data):
+    batch = next(iter(data.train_dataloader()))
+    # A window past its episode's end, as the store pads it: zeros (an empty manual) and mask False.
+    batch["mask"][6:, 0] = False
+    for value in batch["obs"].values():
+        value[7:, 0] = 0
+    model = small_model(data)
+    loss, _, _ = model.loss_and_logits(batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

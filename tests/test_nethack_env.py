@@ -47,11 +47,15 @@ def test_observations_follow_the_conventions():
 def test_quitting_terminates_and_the_same_step_starts_a_fresh_game():
     env = NetHackVectorEnv(num_envs=2, seed=1)
     env.reset()
-    quit_, yes, search = (action_index(env, k) for k in (nethack.Command.QUIT, ord("y"), nethack.Command.SEARCH))
+    keys = (nethack.Command.ESC, nethack.Command.QUIT, ord("y"), nethack.Command.SEARCH)
+    escape, quit_, yes, search = (action_index(env, k) for k in keys)
     for _ in range(3):
         env.step(np.array([search, search]))
-    env.step(np.array([quit_, search]))
-    obs, _, terminated, truncated, info = env.step(np.array([yes, search]))
+    # escape any pending "--More--" or menu (the character is random), quit, confirm; repeat until it ends
+    for action in [escape, quit_, yes] * 5:
+        obs, _, terminated, truncated, info = env.step(np.array([action, search]))
+        if info["_final_obs"][0]:
+            break
     assert terminated.tolist() == [True, False] and not truncated.any()
     assert info["_final_obs"].tolist() == [True, False] and info["final_obs"][1] is None
     assert info["_score"].tolist() == [True, False] and info["_depth"].tolist() == [True, False]

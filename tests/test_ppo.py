@@ -489,3 +489,16 @@ def test_lightning_collect_records_continuous_episodes_with_how_they_ended(tmp_p
         final = episode["obs/obs"][-1]
         assert ref.tags.metadata["terminated"] == bool(abs(final[0] - final[1]) < 0.05)
         assert ref.tags.metadata["terminated"] or ref.length == 6
+
+
+@pytest.mark.slow
+def test_ppo_with_an_asynchronous_actor():
+    L.seed_everything(0)
+    dm = OnlineDataModule(env="toy:reach", num_envs=4, unroll_length=16, steps_per_epoch=4, num_workers=1)
+    module = MLPPPO(obs_dim=dm.obs_dim, action_dim=dm.action_dim, ppo_epochs=2, num_minibatches=4)
+    trainer = L.Trainer(max_epochs=1, **QUIET)
+    trainer.fit(module, datamodule=dm)
+    assert int(module.frames) == 4 * 4 * 16
+    assert 0 <= float(trainer.callback_metrics["perf/policy_lag"]) <= 2  # one worker, prefetch 2
+    # The actor's copy carries the observation statistics the learner published.
+    assert torch.equal(dm._publisher.shared.normalizer.stats["obs"].mean, module.policy.normalizer.stats["obs"].mean)

@@ -10,7 +10,7 @@ from lit_rlseq.procgen_sim.data import SimulatorDataModule
 from lit_rlseq.procgen_sim.model import Simulator, SimulatorConfig, gaussian_kl, straight_through
 from lit_rlseq.procgen_sim.module import SimulatorModule, load_agent, simulator_losses
 from lit_rlseq.rollouts import RolloutStore
-from tests.procgen_fixtures import SMALL_AGENT
+from tests.procgen_fixtures import SMALL_AGENT, save_agent_checkpoint
 
 AGENT = SMALL_AGENT
 TINY = dict(agent_hidden=16, agent_channels=(4, 8, 8), latent=8, encoder_channels=(4, 4, 4, 4), encoder_lstm=16,
@@ -166,3 +166,45 @@ def test_agent_checkpoint_must_match_the_agent_sizes(tmp_path, agent_ckpt):
 def test_config_sizes():
     with pytest.raises(Exception, match="divisible"):
         SimulatorConfig(encoder_channels=(4,) * 7)
+
+
+def test_ppo_minibatches_replay_whole_recurrent_sequences():
+    """PPO's column minibatches re-run each sequence from the unroll's initial state: the procgen agent gives
+    back exactly the logits it acted with (hidden states and resets intact)."""
+    from lit_rlseq.envs.registry import make_vector_env
+    from lit_rlseq.loops.collector import Collector
+    from lit_rlseq.loops.ppo import minibatch_indices
+    from lit_rlseq.procgen_sim.agent import ProcgenAgent
+    from tests.procgen_fixtures import ENV, ENV_KWARGS
+
+    module = ProcgenAgent(channels=(4, 8, 8), hidden=16, num_minibatches=2)
+    env = make_vector_env(ENV, num_envs=4, seed=0, **ENV_KWARGS)
+    collector = Collector(env, seed=0)
+    collector.reset(0)
+    collector.unroll(module.policy, 5)  # so the next unroll starts mid-episode, from a non-initial state
+    unroll = collector.unroll(module.policy, 12)
+    env.close()
+    assert module.split(unroll) == "columns"
+    old_log_prob, old_value, advantages, returns = module.advantages(unroll)
+    seen = []
+    for index in minibatch_indices(unroll.batch_size, 2, generator=torch.Generator().manual_seed(0)):
+        batch = module.minibatch(unroll, "columns", index, old_log_prob, old_value, advantages, returns)
+        assert batch.obs["rgb"].shape[:2] == (12, 2) and batch.initial_state[0].shape == (2, 16)
+        with torch.no_grad():
+            out, _ = module.learner_forward(batch)
+        torch.testing.assert_close(out.logits, batch.behaviour_logits, atol=1e-5, rtol=1e-5)
+        seen += index.tolist()
+    assert sorted(seen) == [0, 1, 2, 3]
+
+
+def test_store_recorded_by_another_agent_is_refused(procgen_store, procgen_agent_ckpt, tmp_path):
+    import lightning as L
+
+    other = tmp_path / "other.ckpt"
+    save_agent_checkpoint(other, RecurrentImpalaConfig(channels=(4, 8, 8), hidden=32))
+    module = SimulatorModule(str(other), **{**TINY, "agent_hidden": 32})
+    dm = SimulatorDataModule(str(procgen_store), batch_size=2, num_init=3, num_sim=6, stride=4, val_fraction=0.25)
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    with pytest.raises(DataError, match="hidden states of 16 dimensions but the agent has 32"):
+        trainer.fit(module, datamodule=dm)

@@ -9,7 +9,7 @@ from lit_rlseq.rollouts import Episode, EpisodeTags, RolloutStore
 
 def write_synthetic_store(
     path: Path, episodes: int = 6, obs_dim: int = 3, act_dim: int = 2, seed: int = 0, lengths=None,
-    run_id: str = "synthetic",
+    run_id: str = "synthetic", partition: str = "",
 ) -> Path:
     """Random-walk episodes: obs (L + 1 rows), action, reward, terminal, timeout; odd episodes time out."""
     rng = np.random.default_rng(seed)
@@ -27,5 +27,5 @@ def write_synthetic_store(
                 "terminal": terminal,
                 "timeout": timeout,
             }
-            writer.append(Episode(fields, EpisodeTags(run_id=run_id, env="synthetic", seed=i)))
+            writer.append(Episode(fields, EpisodeTags(run_id=run_id, partition=partition, env="synthetic", seed=i)))
     return path

@@ -22,6 +22,8 @@ MODULES = [
     "lit_rlseq.bench.fwp",
     "lit_rlseq.bench.ppo",
     "lit_rlseq.bench.ttm",
+    "lit_rlseq.bench.messenger",
+    "lit_rlseq.bench.procgen",
 ]
 
 

@@ -100,7 +100,7 @@ def atari_vector(scale: float = 1.0) -> list[BenchResult]:
 
     from lit_rlseq.envs.atari import make_vector_env
 
-    steps, num_envs = max(5, int(400 * scale)), 8
+    steps, num_envs = max(5, int(400 * scale)), (8 if scale >= 1 else 2)
     figures = {}
     for name in ("sync", "async"):
         env = make_vector_env("Pong", num_envs=num_envs, vector=name)
@@ -116,3 +116,72 @@ def atari_vector(scale: float = 1.0) -> list[BenchResult]:
                         ratio=figures[f"{name}_steps_per_s"] / sync,
                         note=f"Pong, {num_envs} envs, random actions, {steps} vector steps; ratio vs SyncVectorEnv")
             for name in ("async", "ale_vector")]
+
+
+def _fwp_setup(core: str, num_envs: int, unroll: int, steps: int, workers: int):
+    from lit_rlseq.bench.loops import _read_config
+    from lit_rlseq.loops.online import OnlineDataModule
+
+    model_class, model_args, data_args = _read_config(CONFIG)
+    data_args = {**data_args, "eval_envs": {}, "num_envs": num_envs, "batch_size": num_envs, "unroll_length": unroll,
+                 "steps_per_epoch": steps, "num_workers": workers}
+    dm = OnlineDataModule(**data_args)
+    module = model_class(num_actions=dm.num_actions, **{**model_args, "core": core})
+    return dm, module
+
+
+@benchmark("fwp.collector")
+def collector(scale: float = 1.0) -> list[BenchResult]:
+    """Collector agent steps/s (the FWP agent acting, batch of envs, one forward per step) ÷ the same preprocessed
+    vector env stepped with random actions and no network."""
+    num_envs, unroll = (8, 20) if scale >= 0.1 else (2, 4)  # tests run at 0.01
+    steps = max(1, int(10 * scale))
+    results = []
+    for core in ("lstm", "rdn"):
+        dm, module = _fwp_setup(core, num_envs, unroll, steps, 0)
+        col = dm.make_collector(rank=0, worker=0)
+        col.unroll(module.policy, unroll)  # warm-up
+        start = time.perf_counter()
+        for _ in range(steps):
+            col.unroll(module.policy, unroll)
+        agent = steps * unroll * num_envs / (time.perf_counter() - start)
+        raw = _random_steps_per_s(col.env, steps * unroll)
+        results.append(BenchResult(
+            name=f"fwp.collector.{core}", figures={"collector_steps_per_s": agent, "env_only_steps_per_s": raw},
+            ratio=agent / raw, goal=0.5,
+            note=f"{dm.env_id}, {num_envs} envs (SyncVectorEnv), {steps} unrolls of {unroll}; CPU, {torch.get_num_threads()} threads"))
+    return results
+
+
+@benchmark("fwp.learner")
+def learner(scale: float = 1.0) -> list[BenchResult]:
+    """IMPALA training frames/s (collection included) ÷ the collector alone, configs/fwp_atari.yaml with its rdn
+    core; synchronous (collection in the learner process) and with one actor process."""
+    import lightning as L
+
+    from lit_rlseq.bench.loops import WARMUP_STEPS, _Clock
+
+    num_envs, unroll = (8, 20) if scale >= 0.1 else (2, 4)  # tests run at 0.01
+    steps = max(2, int(20 * scale))
+    dm, module = _fwp_setup("rdn", num_envs, unroll, steps, 0)
+    col = dm.make_collector(rank=0, worker=0)
+    col.unroll(module.policy, unroll)
+    start = time.perf_counter()
+    for _ in range(steps):
+        col.unroll(module.policy, unroll)
+    limit = steps * unroll * num_envs / (time.perf_counter() - start)
+    results = []
+    for mode, workers in (("sync", 0), ("async", 1)):
+        dm, module = _fwp_setup("rdn", num_envs, unroll, steps + WARMUP_STEPS, workers)
+        clock = _Clock()
+        trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+                            callbacks=[clock])
+        trainer.fit(module, datamodule=dm)
+        rate = clock.frames_per_s()
+        results.append(BenchResult(
+            name=f"fwp.learner.{mode}", figures={"learner_steps_per_s": rate, "collector_steps_per_s": limit},
+            ratio=rate / limit, goal=0.5,
+            note=f"{dm.env_id}, rdn core, {num_envs} envs x {unroll} steps per learner step; "
+                 f"{'1 actor process' if workers else 'collection in the learner process'}"))
+    return results

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -48,18 +49,23 @@ def env_only_steps_per_s(env_id: str, num_envs: int, steps: int, env_kwargs: dic
     env.action_space.seed(0)
     start = time.perf_counter()
     for _ in range(steps):
-        if "valid" in obs:
-            keys = np.where(obs["valid"], rng.random(obs["valid"].shape), -1.0)
+        valid = obs.get("valid", np.ones((num_envs, env.single_action_space.n), dtype=bool)) if hasattr(
+            env.single_action_space, "n") else None
+        if valid is not None:  # a random valid action (every action valid where the env reports none)
+            keys = np.where(valid, rng.random(valid.shape), -1.0)
             obs, *_ = env.step(keys.argmax(1))
         else:
             obs, *_ = env.step(env.action_space.sample())
     return num_envs * steps / (time.perf_counter() - start)
 
 
-def learner_vs_collector(name: str, config: Path, steps: int) -> list[BenchResult]:
+def learner_vs_collector(name: str, config: Path, steps: int, model_overrides: dict[str, Any] | None = None,
+                         data_overrides: dict[str, Any] | None = None) -> list[BenchResult]:
     """Measures the run that ``config`` (a YAML in configs/) describes: its model and data, synchronous and
-    with one actor worker, against the collector alone."""
+    with one actor worker, against the collector alone. ``model_overrides`` and ``data_overrides`` replace model
+    and data arguments (e.g. a smaller network or batch for the tiny scale the tests run)."""
     model_class, model_args, data_args = _read_config(config)
+    model_args, data_args = {**model_args, **(model_overrides or {})}, {**data_args, **(data_overrides or {})}
     eval_free = {**data_args, "eval_envs": {}}
 
     def make_data(workers: int, steps_per_epoch: int) -> OnlineDataModule:

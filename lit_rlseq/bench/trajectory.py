@@ -64,6 +64,7 @@ def planner_latency(scale: float = 1.0) -> BenchResult:
         {"cached_s_per_step": cached, "uncached_s_per_step": uncached},
         ratio=cached / uncached,
         goal=GOAL_LATENCY_RATIO,
+        lower_is_better=True,
         note=f"horizon {settings.horizon}, beam {settings.beam_width}, {BENCH_THREADS} threads; identical plan: {same}",
     )
 

@@ -24,6 +24,7 @@ FAMILIES: dict[str, str] = {
     "procgen": "lit_rlseq.envs.procgen:make_vector_env",
     "atari": "lit_rlseq.envs.atari:make_vector_env",
     "mujoco": "lit_rlseq.envs.mujoco:make_vector_env",
+    "alfworld": "lit_rlseq.envs.alfworld:make_vector_env",
 }
 
 

@@ -45,10 +45,10 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from lit_rlseq.envs.silg import SILG_URL, check_actions, encode, load_tokenizer, require_root, tokenizer_path
 from lit_rlseq.errors import DataError, MissingArtifactError, UserError
 
 SPLITS = ("train", "dev", "test")
-SILG_URL = "https://github.com/vzhong/silg"
 TOUCHDOWN_URL = "https://github.com/lil-lab/touchdown"
 TIME_PENALTY = -0.02
 WIN_REWARD = 1.0
@@ -66,7 +66,7 @@ def touchdown_files(root: Path, split: str) -> dict[str, tuple[Path, str]]:
         "links": (package / "graph" / "links.txt", f"{TOUCHDOWN_URL} (SILG's touchdown/download.sh)"),
         "features": (cache / "touchdown" / "maj_ds_a10.npz", f"{SILG_URL} download_env_data.sh"),
         "shortest_paths": (cache / "touchdown" / "shortest_paths.npz", f"{SILG_URL} download_env_data.sh"),
-        "tokenizer": (cache / "tokenizer" / "tokenizer.json", f"{SILG_URL} download_env_data.sh (bert-base-uncased)"),
+        "tokenizer": (tokenizer_path(root), f"{SILG_URL} download_env_data.sh (bert-base-uncased)"),
     }
 
 
@@ -112,9 +112,7 @@ class TouchdownData:
         for panoid in self.graph.yaw:
             if panoid not in self.feature_index or panoid not in self.length_index:
                 raise DataError(f"panorama {panoid!r} of {path['nodes']} has no features or no shortest paths")
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(str(path["tokenizer"]))
+        self.tokenizer = load_tokenizer(self.root)
 
     def distance(self, panoid: str, goal: str) -> float:
         return float(self.lengths[self.length_index[panoid], self.length_index[goal]])
@@ -245,17 +243,12 @@ class TouchdownVectorEnv(gym.vector.VectorEnv):
         self.example[i], self.goal[i], self.panoid[i], self.steps[i] = index, record.goal, record.route[0], 0
         headings = list(self.data.graph.neighbours[record.route[0]])
         self.heading[i] = headings[int(self._rng.integers(len(headings)))]
-        ids = self.data.tokenizer.encode(record.text).ids[: self.max_text]
-        self._text[i] = 0
-        self._text[i, : len(ids)] = ids
-        self._text_len[i] = len(ids)
+        self._text[i], self._text_len[i] = encode(self.data.tokenizer, record.text, self.max_text)
 
     def step(self, actions: np.ndarray):
         if not self._started:
             raise UserError("TouchdownVectorEnv.step() before reset(): call reset first")
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,) or ((actions < 0) | (actions >= self.max_actions)).any():
-            raise UserError(f"Touchdown actions must be ints in 0..{self.max_actions - 1} of shape ({self.num_envs},)")
+        actions = check_actions(actions, self.num_envs, self.max_actions, "Touchdown")
         reward = np.zeros(self.num_envs, dtype=np.float32)
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
@@ -317,9 +310,6 @@ class TouchdownVectorEnv(gym.vector.VectorEnv):
 def make_vector_env(
     variant: str | None, num_envs: int, seed: int | None = None, root: str | None = None, **kwargs: Any
 ) -> TouchdownVectorEnv:
-    if root is None:
-        raise UserError(
-            "Touchdown needs the option root: the path of your SILG checkout with its downloaded data "
-            "(see lit_rlseq.envs.touchdown for the layout)"
-        )
+    """The registry's factory for ``touchdown:<split>`` (option ``root``: the SILG checkout)."""
+    root = require_root(root, "Touchdown", __name__)
     return TouchdownVectorEnv(root, variant or "train", num_envs=num_envs, seed=seed, **kwargs)

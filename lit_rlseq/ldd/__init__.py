@@ -4,6 +4,7 @@ from lit_rlseq.ldd.dynamics import DynamicsDataModule, DynamicsMetricsPlot, Dyna
 from lit_rlseq.ldd.distill import LDDImpala
 from lit_rlseq.ldd.expert import RTFMExpert
 from lit_rlseq.ldd.impala import TextGridImpala
+from lit_rlseq.ldd.nethack import NetHackImpala
 from lit_rlseq.ldd.ppo import TextGridPPO
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "DynamicsMetricsPlot",
     "DynamicsModule",
     "LDDImpala",
+    "NetHackImpala",
     "RTFMExpert",
     "TextGridImpala",
     "TextGridPPO",

@@ -297,6 +297,31 @@ class DynamicsModule(L.LightningModule):
         checkpoint[CHECKPOINT_KIND_KEY] = CHECKPOINT_KIND  # lets load_dynamics_encoder refuse other checkpoints
 
 
+def read_checkpoint(path: Path, kind: str, what: str, fit_command: str, vocab: list[str] | None = None
+                    ) -> dict[str, Any]:
+    """The checkpoint at ``path``, refused with a clear error when it is missing, unreadable, not of ``kind``
+    (its ``lit_rlseq_kind`` entry) or, given ``vocab``, trained on another vocabulary."""
+    if not path.is_file():
+        raise MissingArtifactError(f"{what} checkpoint", str(path), produce_with=fit_command)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
+        raise DataError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(checkpoint, dict) or checkpoint.get(CHECKPOINT_KIND_KEY) != kind:
+        found = checkpoint.get(CHECKPOINT_KIND_KEY, "no kind") if isinstance(checkpoint, dict) else type(checkpoint)
+        raise DataError(
+            f"{path} is not a {what} checkpoint ({found!r}, expected {kind!r}); pass the checkpoint written by: "
+            f"{fit_command}"
+        )
+    trained_on = checkpoint["hyper_parameters"]["vocab"]
+    if vocab is not None and list(trained_on) != list(vocab):
+        raise DataError(
+            f"{what} checkpoint {path} was trained on another vocabulary ({len(trained_on)} words) than the one "
+            f"given ({len(vocab)} words): its word embeddings would mean other words"
+        )
+    return checkpoint
+
+
 def load_dynamics_encoder(
     checkpoint_path: str, vocab: list[str] | None = None
 ) -> tuple[Txt2PiConfig, dict[str, torch.Tensor]]:
@@ -305,24 +330,8 @@ def load_dynamics_encoder(
     With ``vocab``, also checks that the checkpoint was trained on that vocabulary (same words, same ids).
     """
     path = Path(checkpoint_path)
-    if not path.is_file():
-        raise MissingArtifactError("dynamics checkpoint", str(path), produce_with=FIT_COMMAND)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
-        raise DataError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(checkpoint, dict) or checkpoint.get(CHECKPOINT_KIND_KEY) != CHECKPOINT_KIND:
-        found = checkpoint.get(CHECKPOINT_KIND_KEY, "no kind") if isinstance(checkpoint, dict) else type(checkpoint)
-        raise DataError(
-            f"{path} is not a dynamics model checkpoint ({found!r}, expected {CHECKPOINT_KIND!r}); pass the "
-            f"checkpoint written by: {FIT_COMMAND}"
-        )
+    checkpoint = read_checkpoint(path, CHECKPOINT_KIND, "dynamics model", FIT_COMMAND, vocab)
     hparams = checkpoint["hyper_parameters"]
-    if vocab is not None and list(hparams["vocab"]) != list(vocab):
-        raise DataError(
-            f"dynamics checkpoint {path} was trained on another vocabulary ({len(hparams['vocab'])} words) than "
-            f"the one given ({len(vocab)} words): its word embeddings would mean other words"
-        )
     config = txt2pi_config(
         hparams["vocab"], hparams["num_actions"], "the dynamics checkpoint",
         d_word=hparams["d_word"], d_text=hparams["d_text"], channels=tuple(hparams["channels"]),

@@ -20,7 +20,6 @@ LDD's step limit).
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from torchmetrics import MeanMetric
 from lit_rlseq.envs.messenger.expert import ExpertPolicy
 from lit_rlseq.envs.registry import make_vector_env
 from lit_rlseq.errors import DataError, MissingArtifactError, UserError
+from lit_rlseq.ldd.dynamics import read_checkpoint
 from lit_rlseq.loops.module import OnlineRLModule
 from lit_rlseq.nn.emma import GRID, Emma, EmmaConfig
 from lit_rlseq.rollouts import RolloutDataModule
@@ -203,22 +203,8 @@ def load_emma_dynamics(checkpoint_path: str, vocab: list[str] | None = None
     """EMMA's config and weights (keys of ``Emma.state_dict()``) from a MessengerDynamicsModule checkpoint.
 
     With ``vocab``, also checks that the checkpoint read the same vocabulary (same words, same ids)."""
-    path = Path(checkpoint_path)
-    if not path.is_file():
-        raise MissingArtifactError("Messenger dynamics checkpoint", str(path), produce_with=FIT_COMMAND)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
-        raise DataError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
-    kind = checkpoint.get(CHECKPOINT_KIND_KEY) if isinstance(checkpoint, dict) else None
-    if kind != CHECKPOINT_KIND:
-        raise DataError(f"{path} is not a Messenger dynamics checkpoint ({kind or 'no kind'!r}, expected "
-                        f"{CHECKPOINT_KIND!r}); pass the checkpoint written by: {FIT_COMMAND}")
-    hparams = checkpoint["hyper_parameters"]
-    if vocab is not None and list(hparams["vocab"]) != list(vocab):
-        raise DataError(f"Messenger dynamics checkpoint {path} was trained on another vocabulary "
-                        f"({len(hparams['vocab'])} words) than the policy's ({len(vocab)} words): train it on "
-                        "demonstrations with the same manuals (text_path)")
+    checkpoint = read_checkpoint(Path(checkpoint_path), CHECKPOINT_KIND, "Messenger dynamics model", FIT_COMMAND,
+                                 vocab)
     config = EmmaConfig(**checkpoint["emma_config"])
     state = {k.removeprefix(TRUNK_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(TRUNK_PREFIX)}
     return config, state

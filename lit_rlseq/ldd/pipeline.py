@@ -11,8 +11,9 @@ baseline-vs-LDD comparison at equal frame budgets.
 Every stage is a `lightning` command, printed before it runs, so each can be re-run by hand. A finished stage
 is skipped: an RL or dynamics run leaves ``complete`` in its directory; the collection tops the store up to
 its episode count. An interrupted RL or dynamics run resumes from its ``last.ckpt``. At the end, the table
-of win rates (greedy evaluation on the training assignments and on the held-out dev assignments) is printed
-and written with a learning-curve plot to ``<out>/comparison.{md,png}``.
+of win rates (greedy evaluation on the training assignments and on the held-out dev assignments, and the
+uniform random policy's level, measured once into ``<out>/random_level.json``) is printed and written with a
+learning-curve plot (the random level as a dashed line) to ``<out>/comparison.{md,png}``.
 """
 
 from __future__ import annotations
@@ -20,37 +21,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lit_rlseq.loops.curves import FRAMES, read_curve
+from lit_rlseq.loops.random_level import random_policy_level
+from lit_rlseq.stages import CONFIGS, Stage, config_args, run_stage
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 METRICS = {"train": "eval/train/success", "dev": "eval/dev/success"}
-
-
-@dataclass
-class Stage:
-    name: str
-    command: list[str]
-    directory: Path | None  # where `complete` and checkpoints/last.ckpt live (None: not a fit stage)
-    key: str = ""  # "baseline 0", "ldd 0": how the comparison finds the stage's wall time
-
-
-def config_args(name: str, scale: str) -> list[str]:
-    args = ["--config", str(CONFIGS / f"{name}.yaml")]
-    overlay = CONFIGS / "scale" / f"{name}_{scale}.yaml"
-    if scale != "small":
-        if not overlay.exists():
-            raise SystemExit(f"ldd-rtfm: no {scale}-scale settings for {name} ({overlay} is missing)")
-        args += ["--config", str(overlay)]
-    return args
+# The evaluation envs of METRICS, for the random policy's level (a reference line in the comparison plot).
+RANDOM_LEVEL_ENVS = {"train": "rtfm:groups_simple_stationary", "dev": "rtfm:groups_simple_stationary_dev"}
+RANDOM_LEVEL_EPISODES = 2000
 
 
 # --smoke: tiny budgets for every stage, to check that the whole pipeline runs.
@@ -91,35 +75,13 @@ def plan(out: Path, seeds: list[int], scale: str, rl_extra: list[str], smoke: bo
     return stages
 
 
-def run_stage(stage: Stage, dry_run: bool) -> float:
-    """Runs (or skips, or resumes) one stage; returns its wall time in seconds (recorded when it finished)."""
-    command = list(stage.command)
-    marker = stage.directory / "complete" if stage.directory is not None else None
-    if marker is not None:
-        if marker.exists():
-            print(f"== {stage.name}: done already ({marker})", flush=True)
-            return float(json.loads(marker.read_text())["seconds"])
-        last = stage.directory / "checkpoints" / "last.ckpt"
-        if last.exists():
-            print(f"== {stage.name}: resuming from {last}", flush=True)
-            command += ["--ckpt_path", str(last)]
-    print(f"== {stage.name}\n$ {shlex.join(command)}", flush=True)
-    if dry_run:
-        return 0.0
-    start = time.perf_counter()
-    subprocess.run(command, check=True)
-    seconds = time.perf_counter() - start
-    if marker is not None:
-        marker.write_text(json.dumps({"command": command, "seconds": seconds}) + "\n")
-    return seconds
-
-
 # -- the comparison ----------------------------------------------------------------------------------------
-def curves(out: Path, method: str, seeds: list[int]) -> dict[int, list[dict[str, float]]]:
+def curves(out: Path, method: str, seeds: list[int], metric: str = METRICS["dev"]) -> dict[int, list[dict[str, float]]]:
+    """Each seed's evaluation rows (those with ``metric``) of ``<out>/<method>/seed<seed>/learning_curve.csv``."""
     found = {}
     for seed in seeds:
         rows = read_curve(out / method / f"seed{seed}" / "learning_curve.csv")
-        rows = [r for r in rows if not math.isnan(r.get(METRICS["dev"], math.nan))]
+        rows = [r for r in rows if not math.isnan(r.get(metric, math.nan))]
         if rows:
             found[seed] = rows
     return found
@@ -138,8 +100,41 @@ def mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
-def compare(out: Path, seeds: list[int], wall: dict[str, float]) -> str:
-    baseline, ldd = curves(out, "baseline", seeds), curves(out, "ldd", seeds)
+def random_levels(out: Path, envs: dict[str, str | tuple[str, dict]], episodes: int = RANDOM_LEVEL_EPISODES,
+                  name: str = "random_level") -> dict[str, float]:
+    """The uniform random policy's success rate in each evaluation env (an env id, or an id and its env
+    kwargs), measured once and kept in ``<out>/<name>.json``."""
+    path = out / f"{name}.json"
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    envs = {split: (env, {}) if isinstance(env, str) else (env[0], dict(env[1])) for split, env in envs.items()}
+    wanted = {split: f"{env_id} {kwargs} ({episodes} episodes)" for split, (env_id, kwargs) in envs.items()}
+    if cached.get("measured") != wanted:
+        success = {split: random_policy_level(env_id, episodes, env_kwargs=kwargs)["success"]
+                   for split, (env_id, kwargs) in envs.items()}
+        cached = {"measured": wanted, "success": success}
+        path.write_text(json.dumps(cached, indent=1) + "\n")
+    return cached["success"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What a comparison reads and how it is labelled (the defaults: RTFM S1)."""
+
+    methods: tuple[str, str] = ("baseline", "ldd")  # run directories under <out>
+    labels: tuple[str, str] = ("IMPALA baseline", "LDD")
+    metrics: tuple[tuple[str, str], ...] = tuple(METRICS.items())  # (split, metric); the last one selects rows
+    random_envs: tuple[tuple[str, str | tuple[str, dict]], ...] = tuple(RANDOM_LEVEL_ENVS.items())
+    heading: str = "LDD vs IMPALA baseline on RTFM groups_simple_stationary"
+    split_note: str = "'dev' = held-out assignments"
+    split_title: str = "{split} assignments"
+    title: str = "RTFM S1: LDD vs IMPALA baseline"
+    name: str = "comparison"  # <out>/<name>.{md,png}
+
+
+def compare(out: Path, seeds: list[int], wall: dict[str, float], spec: Comparison = Comparison()) -> str:
+    metrics = dict(spec.metrics)
+    last_metric = spec.metrics[-1][1]
+    baseline, ldd = (curves(out, method, seeds, last_metric) for method in spec.methods)
     if not baseline or not ldd:
         return "no learning curves to compare yet"
     # Equal frame budgets: the largest frame count that every run of both methods reached.
@@ -147,46 +142,52 @@ def compare(out: Path, seeds: list[int], wall: dict[str, float]) -> str:
     checkpoints = sorted({r[FRAMES] for rows in baseline.values() for r in rows if r[FRAMES] <= budget})
     halfway = checkpoints[len(checkpoints) // 2 - 1] if len(checkpoints) > 1 else budget
     lines = [
-        f"LDD vs IMPALA baseline on RTFM groups_simple_stationary, greedy win rate (mean ± std over seeds "
-        f"{sorted(baseline)} / {sorted(ldd)}), 'dev' = held-out assignments",
+        f"{spec.heading}, greedy win rate (mean ± std over seeds {sorted(baseline)} / {sorted(ldd)}), "
+        f"{spec.split_note}",
         "",
-        "| method | frames | win rate train | win rate dev | wall time (s, per seed) |",
-        "|---|---|---|---|---|",
+        "| method | frames | " + " | ".join(f"win rate {split}" for split in metrics) + " | wall time (s, per seed) |",
+        "|---|---|" + "---|" * len(metrics) + "---|",
     ]
-    for label, runs, key in (("IMPALA baseline", baseline, "baseline"), ("LDD", ldd, "ldd")):
+    for label, runs, key in ((spec.labels[0], baseline, spec.methods[0]), (spec.labels[1], ldd, spec.methods[1])):
         seconds = [wall.get(f"{key} {s}", math.nan) for s in runs]
         for frames in (halfway, budget):
-            train = mean_std([at_frames(rows, frames, METRICS["train"]) for rows in runs.values()])
-            dev = mean_std([at_frames(rows, frames, METRICS["dev"]) for rows in runs.values()])
+            rates = [mean_std([at_frames(rows, frames, metric) for rows in runs.values()]) for metric in metrics.values()]
             time_text = mean_std(seconds) if frames == budget else ""
-            lines.append(f"| {label} | {frames:,.0f} | {train} | {dev} | {time_text} |")
-    plot_comparison(out, baseline, ldd, budget)
-    lines += ["", f"learning curves: {out / 'comparison.png'}"]
+            lines.append(f"| {label} | {frames:,.0f} | {' | '.join(rates)} | {time_text} |")
+    level = random_levels(out, dict(spec.random_envs), name=f"random_level_{spec.name}"
+                          if spec.name != "comparison" else "random_level")
+    lines.append("| random policy | | " + " | ".join(f"{level[split]:.3f}" for split in metrics) + " | |")
+    plot_comparison(out, baseline, ldd, budget, level, spec)
+    lines += ["", f"learning curves: {out / (spec.name + '.png')}"]
     return "\n".join(lines)
 
 
-def plot_comparison(out: Path, baseline: dict, ldd: dict, budget: float) -> None:
+def plot_comparison(out: Path, baseline: dict, ldd: dict, budget: float,
+                    random_level: dict[str, float] | None = None, spec: Comparison = Comparison()) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, (split, metric) in zip(axes, METRICS.items()):
-        for label, runs, colour in (("IMPALA baseline", baseline, "tab:blue"), ("LDD", ldd, "tab:orange")):
+    fig, axes = plt.subplots(1, len(spec.metrics), figsize=(5.5 * len(spec.metrics), 4), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, (split, metric) in zip(axes, spec.metrics):
+        for label, runs, colour in ((spec.labels[0], baseline, "tab:blue"), (spec.labels[1], ldd, "tab:orange")):
             frames = sorted({r[FRAMES] for rows in runs.values() for r in rows if r[FRAMES] <= budget})
             values = np.array([[at_frames(rows, f, metric) for f in frames] for rows in runs.values()])
             mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
             ax.plot(frames, mean, label=f"{label} ({len(runs)} seeds)", color=colour)
             ax.fill_between(frames, mean - std, mean + std, color=colour, alpha=0.2)
-        ax.set_title(f"{split} assignments")
+        if random_level is not None and split in random_level:
+            ax.axhline(random_level[split], color="grey", linestyle="--", label="random policy")
+        ax.set_title(spec.split_title.format(split=split))
         ax.set_xlabel("frames")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("greedy win rate")
     axes[0].legend()
-    fig.suptitle("RTFM S1: LDD vs IMPALA baseline")
+    fig.suptitle(spec.title)
     fig.tight_layout()
-    fig.savefig(out / "comparison.png", dpi=100)
+    fig.savefig(out / f"{spec.name}.png", dpi=100)
     plt.close(fig)
 
 

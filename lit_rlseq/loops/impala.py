@@ -5,9 +5,10 @@ Per learner step, on one batch of unrolls (see lit_rlseq.loops.unroll):
     loss = pg + baseline_cost * 0.5 * (v_s - V)^2 - entropy_cost * H(pi)   (+ any auxiliary losses)
 
 each term summed over time and averaged over the batch (``reduction="time_sum_batch_mean"``, the RTFM/SILG
-setting) or summed over both (``"sum"``, torchbeast's Atari setting). RMSprop with a learning rate that decays
-linearly to 0 over ``lr_decay_frames`` frames (default: over the whole run the Trainer plans), gradient-norm
-clipping, rewards clipped to [-reward_clip, reward_clip]. ``lr_schedule="constant"`` keeps the rate fixed.
+setting) or summed over both (``"sum"``, torchbeast's Atari setting). RMSprop (or ``optimizer="adam"``, LDD's
+NetHack setting) with a learning rate that decays linearly to 0 over ``lr_decay_frames`` frames (default: over
+the whole run the Trainer plans), gradient-norm clipping, rewards clipped to [-reward_clip, reward_clip].
+``lr_schedule="constant"`` keeps the rate fixed.
 
 Subclasses build the network (``self.policy``) and may add auxiliary losses by overriding ``learner_forward``
 and ``auxiliary_losses``.
@@ -19,6 +20,7 @@ from typing import Any, Literal
 
 import torch
 
+from lit_rlseq.errors import UserError
 from lit_rlseq.loops.module import OnlineRLModule, linear_decay  # noqa: F401  (linear_decay: re-exported)
 from lit_rlseq.loops.unroll import Unroll
 from lit_rlseq.nn.actor_critic import PolicyOutput
@@ -54,6 +56,8 @@ class ImpalaModule(OnlineRLModule):
         c_bar: float = 1.0,
         vtrace_lambda: float = 1.0,
         reduction: Reduction = "time_sum_batch_mean",
+        optimizer: Literal["rmsprop", "adam"] = "rmsprop",
+        adam_eps: float = 1e-8,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -72,16 +76,23 @@ class ImpalaModule(OnlineRLModule):
         self.c_bar = c_bar
         self.vtrace_lambda = vtrace_lambda
         self.reduction = reduction
+        self.optimizer_name = optimizer
+        self.adam_eps = adam_eps
 
     # -- optimisation --------------------------------------------------------------------------------
     def configure_optimizers(self):
-        optimizer = torch.optim.RMSprop(
-            self.trainable_parameters(),
-            lr=self.lr,
-            alpha=self.rmsprop_alpha,
-            eps=self.rmsprop_eps,
-            momentum=self.rmsprop_momentum,
-        )
+        if self.optimizer_name == "rmsprop":
+            optimizer = torch.optim.RMSprop(
+                self.trainable_parameters(),
+                lr=self.lr,
+                alpha=self.rmsprop_alpha,
+                eps=self.rmsprop_eps,
+                momentum=self.rmsprop_momentum,
+            )
+        elif self.optimizer_name == "adam":
+            optimizer = torch.optim.Adam(self.trainable_parameters(), lr=self.lr, eps=self.adam_eps)
+        else:
+            raise UserError(f"model.init_args.optimizer must be 'rmsprop' or 'adam', got {self.optimizer_name!r}")
         schedule = self.frame_schedule(optimizer, self.lr_schedule, self.lr_decay_frames)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 

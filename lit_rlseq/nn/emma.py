@@ -9,7 +9,7 @@ Reads Messenger observations (``entities`` [.., 10, 10, L], ``avatar`` [.., 10, 
              text_c  = sum_s softmax_s(query_c . key_s / 16) value_s / S   (0 for a cell without entities)
              cell_c  = (text_c + embedding of the avatar layer at c) / 2
     history: the last 3 frames' cell grids (copies of the first frame at an episode start) as 3 x 256 channels
-    trunk:   Conv2d(768 -> 64, kernel 2) -> LeakyReLU -> 9 x 9 x 64 = 5184 features
+    trunk:   Conv2d(768 -> 64, kernel 2) -> LeakyReLU -> 9 x 9 x 64 = 5184 features (flattened (y, x, channel))
     heads:   actor 5184 -> 128 -> 128 -> 5, critic 5184 -> 128 -> 128 -> 1 (LeakyReLU between)
 
 Decisions (see docs/ldd_messenger.md):
@@ -86,7 +86,10 @@ class ManualEncoder(nn.Module):
         """manual [U, S, W], manual_len [U, S] -> keys, values [U, S, d_model]."""
         u, s, w = manual.shape
         ids = manual.reshape(u * s, w)
-        mask = torch.arange(w, device=ids.device) < manual_len.reshape(u * s, 1)
+        lengths = manual_len.reshape(u * s, 1)
+        # An empty sentence (only in padding rows, e.g. past an episode's end in a window) pools its first
+        # position, the padding word, instead of an all-masked softmax (NaN, which would poison gradients).
+        mask = torch.arange(w, device=ids.device) < lengths.clamp(min=1)
         embeddings = self.words.weight  # [V, d_word]
         pooled = []
         for score, project in ((self.key_score, self.key), (self.value_score, self.value)):
@@ -137,8 +140,13 @@ class Emma(ActorCritic):
                               ) -> EmmaOutput:
         features, new_state = self.trunk(obs, first, state)
         steps, batch = first.shape
-        logits = self.actor(features).view(steps, batch, -1)
-        value = self.critic(features).view(steps, batch)
+        # The two heads' first layers as one matmul (the same numbers, one pass over the 5184 features).
+        first_actor, first_critic = self.actor[0], self.critic[0]
+        hidden = F.linear(features, torch.cat([first_actor.weight, first_critic.weight]),
+                          torch.cat([first_actor.bias, first_critic.bias]))
+        actor_hidden, critic_hidden = hidden.split([first_actor.out_features, first_critic.out_features], -1)
+        logits = self.actor[1:](actor_hidden).view(steps, batch, -1)
+        value = self.critic[1:](critic_hidden).view(steps, batch)
         return EmmaOutput(PolicyOutput(logits, value, new_state), features.view(steps, batch, -1))
 
     def trunk(self, obs: dict[str, torch.Tensor], first: torch.Tensor, state: State = ()
@@ -232,8 +240,7 @@ class Emma(ActorCritic):
             ok = (oy >= 0) & (oy < GRID - 1) & (ox >= 0) & (ox < GRID - 1)
             target = step[ok] * (GRID - 1) ** 2 + oy[ok] * (GRID - 1) + ox[ok]
             out.index_add_(0, target, contributions[row[ok], slot[ok], k])
-        out = F.leaky_relu(out + self.conv.bias)
-        return out.view(n, (GRID - 1) ** 2, cfg.conv_channels).transpose(1, 2).reshape(n, -1)
+        return F.leaky_relu(out + self.conv.bias).view(n, -1)  # position-major: (y, x, channel)
 
     def _dense_trunk(self, frames_e, frames_a, manual_of_frame, keys, values, frame_ids) -> torch.Tensor:
         """The plain definition: every cell of every frame, stacked history, Conv2d."""
@@ -248,4 +255,4 @@ class Emma(ActorCritic):
         else:
             x = stacked.permute(0, 2, 3, 1, 4).reshape(-1, GRID, GRID, HISTORY * cfg.d_model)
         out = F.leaky_relu(self.conv(x.permute(0, 3, 1, 2)))
-        return out.flatten(1)
+        return out.permute(0, 2, 3, 1).flatten(1)  # position-major, as the sparse path

@@ -19,7 +19,8 @@ LT and Delta Net in a chunked parallel form (within a chunk, the delta rule's co
 lower-triangular system; episode starts inside a chunk are masks), Delta RNN with both of its delta rules in
 that form and only ``h`` stepped in a loop, RDN (sequential by nature) as one fused loop with a hand-written
 backward. Every function returns ``(outputs [T, B, H, d], final_state)`` and passes gradients to the initial
-state.
+state. On float32 CUDA tensors (head size <= 64) the fast paths run the kernels of cuda_ext/
+(lit_rlseq.nn.fast_weights_cuda), built on first use.
 
 ``grad="truncated"`` reproduces the original code: no gradient flows through any state from one step to the
 next (its kernels were called one step at a time with the state outside autograd); the initial state then
@@ -33,6 +34,8 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+
+from lit_rlseq.nn import fast_weights_cuda
 
 CoreGrad = Literal["full", "truncated"]
 FEATURE_EPS = 1e-5  # φ's sum-normalisation (LT, Delta Net)
@@ -226,9 +229,7 @@ def _chunked(rule, q, k, v, beta, state, first, grad, chunk):
 
 def fast_lt(q, k, v, state, first, grad: CoreGrad = "full", chunk: int = DEFAULT_CHUNK):
     _check("lt", first, q=q, k=k, v=v)
-    if q.is_cuda:
-        from lit_rlseq.nn import fast_weights_cuda
-
+    if fast_weights_cuda.supports(q):
         return fast_weights_cuda.lt(q, k, v, state, first, grad)
     o, S, _ = _chunked("lt", q, k, v, None, state, first, grad, chunk)
     return o, S
@@ -236,9 +237,7 @@ def fast_lt(q, k, v, state, first, grad: CoreGrad = "full", chunk: int = DEFAULT
 
 def fast_delta(q, k, v, beta, state, first, grad: CoreGrad = "full", chunk: int = DEFAULT_CHUNK):
     _check("delta", first, q=q, k=k, v=v, beta=beta)
-    if q.is_cuda:
-        from lit_rlseq.nn import fast_weights_cuda
-
+    if fast_weights_cuda.supports(q):
         return fast_weights_cuda.delta(q, k, v, beta, state, first, grad)
     o, S, _ = _chunked("delta", q, k, v, beta, state, first, grad, chunk)
     return o, S
@@ -250,9 +249,7 @@ def fast_delta_rnn(q, k, v, beta, k_r, v_r, beta_r, state, first, grad: CoreGrad
     reading R_t from the chunk's writes (R_tᵀ p = alive_t R_0ᵀ p + Σ_{s<=t, same} ⟨p, k_s⟩ u_s) without ever
     forming R_t."""
     _check("delta_rnn", first, q=q, k=k, v=v, beta=beta, k_r=k_r, v_r=v_r, beta_r=beta_r)
-    if q.is_cuda:
-        from lit_rlseq.nn import fast_weights_cuda
-
+    if fast_weights_cuda.supports(q):
         return fast_weights_cuda.delta_rnn(q, k, v, beta, k_r, v_r, beta_r, state, first, grad)
     W0, R0, h = state
     z, W, _ = _chunked("delta", q, k, v, beta, W0, first, grad, chunk)
@@ -356,9 +353,7 @@ class _Ctx:
 
 def fast_rdn(q, k, v, beta, R_q, R_k, R_v, r_b, state, first, grad: CoreGrad = "full"):
     _check("rdn", first, q=q, k=k, v=v, beta=beta)
-    if q.is_cuda:
-        from lit_rlseq.nn import fast_weights_cuda
-
+    if fast_weights_cuda.supports(q):
         return fast_weights_cuda.rdn(q, k, v, beta, R_q, R_k, R_v, r_b, state, first, grad)
     W0, y0 = state
     hb = lambda x: x.transpose(1, 2)  # noqa: E731  [T, B, H, ...] -> [T, H, B, ...]

@@ -91,7 +91,11 @@ class KVCache:
     def index_select(self, rows: torch.Tensor) -> KVCache:
         """A cache whose row ``i`` is this cache's row ``rows[i]`` (beam reordering, expansion)."""
         rows = rows.to(self.keys.device)
-        return KVCache(self.keys[:, rows], self.values[:, rows], self.length)  # advanced indexing copies
+        shape = (self.keys.shape[0], len(rows), *self.keys.shape[2:])
+        keys, values = self.keys.new_empty(shape), self.values.new_empty(shape)
+        keys[:, :, :, : self.length] = self.keys[:, rows, :, : self.length]  # only the filled positions are copied
+        values[:, :, :, : self.length] = self.values[:, rows, :, : self.length]
+        return KVCache(keys, values, self.length)
 
     def repeat(self, n: int) -> KVCache:
         """Rows tiled like ``Tensor.repeat(n, 1)``: ``[r0, r1, ..., r0, r1, ...]``."""

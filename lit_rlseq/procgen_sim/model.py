@@ -18,6 +18,7 @@ original. Sizes default to the paper's (``configs/scale/procgen_sim_paper.yaml``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -208,13 +209,14 @@ class Simulator(nn.Module):
         true_h0: torch.Tensor | None = None,
         true_actions: torch.Tensor | None = None,
         steps: int | None = None,
-        hx_hook=None,
+        hook: Callable[[int, str, torch.Tensor], torch.Tensor] | None = None,
     ) -> Rollout:
         """Runs the decoder from latents z [B, 2 * latent] for ``steps`` (default num_sim) steps.
 
         Teacher forcing: ``true_h0`` [B, H] replaces the predicted initial agent state in the loop and
         ``true_actions`` (int64 [B, steps - 1]) replace the agent's actions when stepping the env core.
-        ``hx_hook(k, h) -> h`` may edit the agent state fed into step k (interventions).
+        ``hook(k, name, tensor) -> tensor`` sees (and may replace) the decoded frame (``"obs"``) and the agent
+        state (``"hx"``) before the agent reads them at step k: for saliency (``retain_grad``) and interventions.
         """
         c = self.config
         steps = steps or c.num_sim
@@ -229,8 +231,8 @@ class Simulator(nn.Module):
             reward = self.reward_decoder(env_h).squeeze(-1)
             done = torch.sigmoid(self.done_decoder(env_h).squeeze(-1))
             keep = torch.ones_like(done) if k == 0 else 1.0 - done  # step 0's state is already the fed-in one
-            if hx_hook is not None:
-                h_agent = hx_hook(k, h_agent)
+            if hook is not None:
+                obs, h_agent = hook(k, "obs", obs), hook(k, "hx", h_agent)
             logits, value, h_in, h_agent = agent.step(obs, h_agent, keep)
             action = straight_through(logits)
             if true_actions is not None and k < steps - 1:

@@ -135,7 +135,14 @@ class SimulatorModule(L.LightningModule):
         return self
 
     def on_fit_start(self) -> None:
-        window = self.trainer.datamodule.window if self.trainer.datamodule is not None else self.config.frames
+        dm = self.trainer.datamodule
+        hidden = getattr(dm, "agent_hidden", self.config.agent_hidden)
+        if hidden != self.config.agent_hidden:
+            raise DataError(
+                f"the store {dm.path} holds hidden states of {hidden} dimensions but the agent has "
+                f"{self.config.agent_hidden}: record the episodes with this agent (configs/procgen_collect.yaml)"
+            )
+        window = dm.window if dm is not None else self.config.frames
         if window != self.config.frames:
             raise UserError(
                 f"the data's windows have {window} steps but the model simulates num_init + num_sim - 1 = "

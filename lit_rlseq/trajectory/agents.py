@@ -53,6 +53,8 @@ class PlanningAgent:
         c = self.config
         plans = self.plan(self.model, self.prefixes(obs, active), self.thresholds_t, self.settings, self.generator)
         first_action = plans[:, 0, c.observation_dim : c.observation_dim + c.action_dim].cpu().numpy()
+        # A sampled stop token (id n_bins) counts as the last bin, as in the reference's reconstruction.
+        first_action = np.minimum(first_action, c.n_bins - 1)
         action_thresholds = self.thresholds[:, c.observation_dim : c.observation_dim + c.action_dim]
         return decode(first_action, action_thresholds).astype(np.float32)
 

@@ -28,7 +28,7 @@ class BCDataModule(RolloutDataModule):
         dataset, env: the dataset's name and env id (remembered by the checkpoint, as for the TT).
     """
 
-    def __init__(self, path: str, dataset: str, env: str = "mujoco:Hopper-v5", select: dict[str, Any] | None = None,
+    def __init__(self, path: str, dataset: str, env: str | None = None, select: dict[str, Any] | None = None,
                  batch_size: int = 256, val_fraction: float = 0.05, seed: int = 0, num_workers: int = 0):
         super().__init__(path, window=1, batch_size=batch_size, fields=["obs", "action"], val_fraction=val_fraction,
                          select=select, seed=seed, num_workers=num_workers)
@@ -71,6 +71,9 @@ class BehaviourCloning(L.LightningModule):
             raise UserError("BehaviourCloning needs observation_dim, action_dim and dataset_spec; use it with "
                             "--data lit_rlseq.trajectory.BCDataModule, which provides them")
         self.save_hyperparameters()
+        # Attributes, not hparams: a module loaded inside a LightningCLI-instantiated one (an evaluator) records
+        # the outer module's arguments as its hparams.
+        self.observation_dim, self.action_dim = observation_dim, action_dim
         self.dataset_spec = dict(dataset_spec)
         widths = (observation_dim, *hidden)
         layers: list[nn.Module] = []
@@ -130,7 +133,7 @@ class BCEvaluator(PolicyEvaluator):
     def __init__(self, checkpoint: str, dataset: str | None = None, env: str | None = None,
                  results: str | None = None, progress: bool = True):
         super().__init__(checkpoint, dataset, env, results, progress)
-        self.check_observation_size(self.bc.hparams.observation_dim)
+        self.check_observation_size(self.bc.observation_dim)
 
     def load(self, checkpoint: str) -> dict[str, Any]:
         self.bc = BehaviourCloning.load_from_checkpoint(checkpoint, map_location="cpu")

@@ -171,7 +171,8 @@ class TrajectoryDataModule(L.LightningDataModule):
         path: the rollout store directory.
         dataset: the dataset's name (e.g. ``hopper-medium-replay``); it is written into checkpoints so that
             planning with a model trained on another dataset is refused.
-        env: the environment the dataset comes from (e.g. ``mujoco:Hopper-v5``), used for evaluation.
+        env: the environment the dataset comes from (e.g. ``mujoco:Hopper-v5``), used for evaluation; when given,
+            the dataset's observation size must be the env's (None: not checked, evaluation needs an env id).
         select: tag filters choosing the episodes (as for ``RolloutStore.episodes``).
         window: transitions per training window (reference: 10).
         n_bins: tokens per dimension (reference: 100).
@@ -188,7 +189,7 @@ class TrajectoryDataModule(L.LightningDataModule):
         self,
         path: str,
         dataset: str,
-        env: str = "mujoco:Hopper-v5",
+        env: str | None = None,
         select: dict[str, Any] | None = None,
         window: int = 10,
         n_bins: int = 100,
@@ -227,6 +228,10 @@ class TrajectoryDataModule(L.LightningDataModule):
                     f"every selected episode of {self.path} ({self.select}) has fewer than 2 transitions: no "
                     f"training window can start in it; the dataset is too small for window={self.window}"
                 )
+            if self.env is not None:
+                from lit_rlseq.trajectory.evaluate import check_observation_size
+
+                check_observation_size(self.env, self.data.observation_dim, f"dataset {self.path} ({self.select})")
             longest = max(len(j) for j in self.data.joined)
             if longest > self.max_path_length:
                 raise DataError(

@@ -61,6 +61,20 @@ def mean_and_standard_error(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), se
 
 
+def check_observation_size(env_id: str, observation_dim: int, what: str) -> None:
+    """A clear error when ``what`` (a dataset or a checkpoint) has other observations than ``env_id``."""
+    env = make_vector_env(env_id, num_envs=1)
+    try:
+        size = int(np.prod(env.single_observation_space["obs"].shape))
+    finally:
+        env.close()
+    if size != observation_dim:
+        raise UserError(
+            f"{what} has observations of size {observation_dim}, but {env_id} has size {size}: use the env the "
+            "data was recorded in (D4RL hopper 11, halfcheetah 17, walker2d 17)"
+        )
+
+
 class Agent(Protocol):
     """What the evaluation loop drives: ``act`` for the envs still running, ``observe`` what happened."""
 
@@ -196,7 +210,9 @@ class PolicyEvaluator(L.LightningModule):
                 f"trained on {dataset!r}, or pass --model.init_args.dataset={trained_on}"
             )
         self.dataset = trained_on
-        self.env_id = env or self.spec["env"]
+        self.env_id = env or self.spec.get("env")
+        if self.env_id is None:
+            raise UserError(f"{checkpoint} does not name its env: pass --model.init_args.env (e.g. mujoco:Hopper-v5)")
         self.returns: list[float] = []
 
     def load(self, checkpoint: str) -> dict[str, Any]:
@@ -239,16 +255,7 @@ class PolicyEvaluator(L.LightningModule):
                 "returns": returns.tolist()}
 
     def check_observation_size(self, observation_dim: int) -> None:
-        env = make_vector_env(self.env_id, num_envs=1)
-        try:
-            size = int(np.prod(env.single_observation_space["obs"].shape))
-        finally:
-            env.close()
-        if size != observation_dim:
-            raise UserError(
-                f"{self.checkpoint} models observations of size {observation_dim}, but {self.env_id} has size "
-                f"{size}; evaluate in the env of the checkpoint's dataset ({self.spec.get('env')})"
-            )
+        check_observation_size(self.env_id, observation_dim, f"{self.checkpoint} (dataset env {self.spec.get('env')})")
 
     def configure_optimizers(self) -> None:
         return None

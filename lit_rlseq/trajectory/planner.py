@@ -23,8 +23,9 @@ k-th largest (ties kept).
 ``beam_plan_reference`` does this the reference's way: one full forward pass over the (cropped) sequence per
 sampled token. ``beam_plan`` gives the same plans (same model, same generator: identical tokens) with the KV
 cache: each env's prefix is encoded once and shared by its beams; a sampled token costs a one-token forward
-pass, except when the crop window moves (every ``transition_dim`` tokens), which re-encodes the window; rows
-are reindexed in the cache after every expansion and selection. Both run all envs in one batch.
+pass, except when the crop window moves (every ``transition_dim`` tokens), which re-encodes the window (its
+part shared by all of an env's rows once per env); rows are reindexed in the cache after every expansion and
+selection. Both run all envs in one batch.
 """
 
 from __future__ import annotations
@@ -157,24 +158,46 @@ class _ReferenceSource:
 
 
 class _CachedSource:
-    """The same logits from a KV cache of the current crop window, fed lazily with the tokens it has not seen."""
+    """The same logits from a KV cache of the current crop window, fed lazily with the tokens it has not seen.
+
+    Rows stay grouped by env (``n_envs`` equal, contiguous groups). When the window moves, it is re-encoded in
+    two parts: the leading tokens that every row of each env shares (the context, the current observation,
+    common ancestry) once per env, then the rest per row on top of that cache. Row selections are applied to
+    the cache lazily, so none is copied when the window moves before the cache is used again.
+    """
 
     def __init__(self, model: TrajectoryGPT, x: torch.Tensor, block: int):
-        self.model, self.x, self.block = model, x, block
+        self.model, self.x, self.block, self.n_envs = model, x, block, len(x)
         self.start = crop_start(x.shape[1], block, model.config.transition_dim)
         self.cache = model.new_cache(len(x), capacity=block)
         logits, _ = model(x[:, self.start :], cache=self.cache)
         self.logits = logits[:, -1]  # valid while the cache covers all of x
+        self.rows: torch.Tensor | None = None  # selection not yet applied to the cache and logits
+
+    def _encode_window(self) -> None:
+        window = self.x[:, self.start :]
+        per_env = len(window) // self.n_envs
+        groups = window.view(self.n_envs, per_env, -1)
+        agree = (groups == groups[:, :1]).all(dim=1).all(dim=0)  # positions where each env's rows agree
+        shared = min(int(agree.long().cumprod(0).sum()), window.shape[1] - 1)
+        self.cache = self.model.new_cache(self.n_envs, capacity=self.block)
+        if shared:
+            self.model(groups[:, 0, :shared], cache=self.cache)
+        self.cache = self.cache.repeat_interleave(per_env)
+        self.logits = self.model(window[:, shared:], cache=self.cache)[0][:, -1]
 
     def next_logits(self) -> torch.Tensor:
         length = self.x.shape[1]
         start = crop_start(length, self.block, self.model.config.transition_dim)
-        seen = self.start + self.cache.length
         if start != self.start:  # the window moved: positions restart, re-encode it
-            self.start = start
-            self.cache = self.model.new_cache(len(self.x), capacity=self.block)
-            self.logits = self.model(self.x[:, start:], cache=self.cache)[0][:, -1]
-        elif seen < length:
+            self.start, self.rows = start, None
+            self._encode_window()
+            return self.logits
+        if self.rows is not None:
+            self.cache, self.logits = self.cache.index_select(self.rows), self.logits[self.rows]
+            self.rows = None
+        seen = self.start + self.cache.length
+        if seen < length:
             self.logits = self.model(self.x[:, seen:], cache=self.cache)[0][:, -1]
         return self.logits
 
@@ -183,8 +206,7 @@ class _CachedSource:
 
     def select(self, rows: torch.Tensor) -> None:
         self.x = self.x[rows]
-        self.cache = self.cache.index_select(rows)
-        self.logits = self.logits[rows]
+        self.rows = rows if self.rows is None else self.rows[rows]
 
 
 def _search(

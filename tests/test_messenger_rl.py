@@ -1,0 +1,123 @@
+"""EMMA with PPO on Messenger and LDD's RL stage: curriculum checkpoints, freezing, and distillation that
+reaches the trained policy."""
+
+import copy
+
+import pytest
+import torch
+
+from lit_rlseq.cli import run_cli
+from lit_rlseq.envs.messenger import MessengerVectorEnv
+from lit_rlseq.errors import DataError, UserError
+from lit_rlseq.ldd.messenger import MessengerDynamicsModule
+from lit_rlseq.ldd.messenger_pipeline import plan
+from lit_rlseq.ldd.messenger_rl import EmmaPPO, LDDEmmaPPO
+from lit_rlseq.loops.ppo import Minibatch
+
+SIZES = dict(d_word=16, d_model=16, conv_channels=8, hidden=16)
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return MessengerVectorEnv("s1").vocab.words
+
+
+@pytest.fixture(scope="module")
+def dynamics_ckpt(tmp_path_factory, vocab):
+    torch.manual_seed(0)
+    module = MessengerDynamicsModule(vocab=vocab, num_actions=5, num_layers=1, num_classes=17, **SIZES)
+    checkpoint = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
+    module.on_save_checkpoint(checkpoint)
+    path = tmp_path_factory.mktemp("dyn") / "best.ckpt"
+    torch.save(checkpoint, path)
+    return path, module
+
+
+def minibatch(vocab, steps=4, envs=6):
+    env = MessengerVectorEnv("s1", num_envs=envs, seed=0)
+    obs, _ = env.reset()
+    seq = []
+    for _ in range(steps):
+        seq.append(obs)
+        obs, *_ = env.step(torch.randint(0, 5, (envs,)).numpy())
+    obs = {k: torch.stack([torch.from_numpy(s[k]) for s in seq]) for k in seq[0]}
+    zeros = torch.zeros(steps, envs)
+    first = torch.zeros(steps, envs, dtype=torch.bool)
+    first[0] = True
+    return Minibatch(obs=obs, first=first, initial_state=(), action=torch.zeros(steps, envs, dtype=torch.long),
+                     behaviour_logits=torch.zeros(steps, envs, 5), old_log_prob=zeros, old_value=zeros,
+                     advantages=zeros, returns=zeros)
+
+
+def test_ldd_starts_from_the_dynamics_model_and_its_distillation_gradient_reaches_the_policy(vocab, dynamics_ckpt):
+    path, dynamics = dynamics_ckpt
+    module = LDDEmmaPPO(dynamics_checkpoint=str(path), vocab=vocab, num_actions=5)
+    for name, value in dynamics.model.trunk.state_dict().items():
+        torch.testing.assert_close(module.policy.state_dict()[name], value)
+        torch.testing.assert_close(module.teacher.state_dict()[name], value)
+    assert not any(p.requires_grad for p in module.teacher.parameters())
+    assert all(p.requires_grad for p in module.policy.parameters())
+    batch = minibatch(vocab)
+    # Move the student away from its teacher (as PPO updates do), then the distillation term pulls it back.
+    with torch.no_grad():
+        module.policy.conv.weight.add_(0.1 * torch.randn_like(module.policy.conv.weight))
+    out, extra = module.learner_forward(batch)
+    distill = module.auxiliary_losses(batch, out, extra)["distill"]
+    assert distill > 0
+    distill.backward()
+    assert module.policy.conv.weight.grad.abs().sum() > 0
+    assert module.policy.manual_encoder.words.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in module.teacher.parameters())
+    before = copy.deepcopy(module.policy.state_dict())
+    optimizer = torch.optim.SGD(module.trainable_parameters(), lr=1.0)
+    optimizer.step()
+    assert not torch.equal(before["conv.weight"], module.policy.conv.weight)
+    out, extra = module.learner_forward(batch)
+    assert module.auxiliary_losses(batch, out, extra)["distill"] < distill  # one step toward the teacher
+
+
+def test_distillation_can_be_switched_off(vocab, dynamics_ckpt):
+    module = LDDEmmaPPO(dynamics_checkpoint=str(dynamics_ckpt[0]), vocab=vocab, num_actions=5, distill_weight=0.0)
+    batch = minibatch(vocab)
+    assert module.auxiliary_losses(batch, *module.learner_forward(batch)) == {}
+
+
+def test_vocabulary_mismatch_is_refused(vocab, dynamics_ckpt):
+    with pytest.raises(DataError, match="another vocabulary"):
+        LDDEmmaPPO(dynamics_checkpoint=str(dynamics_ckpt[0]), vocab=vocab[:-1], num_actions=5)
+
+
+def test_curriculum_checkpoint_and_freezing(vocab, tmp_path):
+    torch.manual_seed(0)
+    s1 = EmmaPPO(vocab=vocab, num_actions=5, **SIZES)
+    path = tmp_path / "s1.ckpt"
+    torch.save({"state_dict": s1.state_dict(), "hyper_parameters": dict(s1.hparams)}, path)
+    s2 = EmmaPPO(vocab=vocab, num_actions=5, init_checkpoint=str(path),
+                 freeze=["manual_encoder.key", "manual_encoder.key_score", "entities"], **SIZES)
+    for name, value in s1.policy.state_dict().items():
+        torch.testing.assert_close(s2.policy.state_dict()[name], value)
+    frozen = {n for n, p in s2.policy.named_parameters() if not p.requires_grad}
+    assert frozen == {"manual_encoder.key.weight", "manual_encoder.key.bias", "manual_encoder.key_score.weight",
+                      "manual_encoder.key_score.bias", "entities.weight"}
+    assert len(s2.trainable_parameters()) == len(list(s2.policy.parameters())) - 5
+    with pytest.raises(UserError, match="names no EMMA parameter"):
+        EmmaPPO(vocab=vocab, num_actions=5, freeze=["nothing"], **SIZES)
+    with pytest.raises(DataError, match="another vocabulary"):
+        EmmaPPO(vocab=vocab[:-1], num_actions=5, init_checkpoint=str(path), **SIZES)
+
+
+def test_pipeline_plan_runs_the_curriculum_per_method():
+    from pathlib import Path
+
+    out = Path("/tmp/out/ldd_messenger")
+    stages = plan(out, [0, 1], ["s1", "s2"], "small", ["--trainer.devices=2"])
+    assert [s.name for s in stages] == [
+        "EMMA baseline S1 seed 0", "EMMA baseline S1 seed 1", "EMMA baseline S2 seed 0", "EMMA baseline S2 seed 1",
+        "demonstrations", "dynamics model", "LDD S1 seed 0", "LDD S1 seed 1", "LDD S2 seed 0", "LDD S2 seed 1"]
+    ldd_s2 = stages[-1].command
+    assert f"--model.init_args.init_checkpoint={out}/ldd_s1/seed1/checkpoints/last.ckpt" in ldd_s2
+    assert f"--model.init_args.dynamics_checkpoint={out}/dynamics/checkpoints/best.ckpt" in ldd_s2
+    assert any(a.endswith("ldd_messenger_s2.yaml") for a in ldd_s2)
+    assert f"--model.init_args.init_checkpoint={out}/baseline_s1/seed0/checkpoints/last.ckpt" in stages[2].command
+    assert not any("init_checkpoint" in a for a in stages[0].command)
+    assert stages[-1].directory == out / "ldd_s2" / "seed1" and "--trainer.devices=2" in ldd_s2
