@@ -87,15 +87,20 @@ def student_actions(scale: float = 1.0) -> list[BenchResult]:
     env.close()
     trajectory = TextTrajectory.start(obs, info)
     results = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the student plays (TextLM.on_predict_start)
     for filter in ("none", "closest", "likelihood"):
         # An untrained model rarely samples the newline that ends a completion: each action costs up to
         # max_new_tokens. 100 tokens is about the length of a trained model's hindsight completion.
         model = TextLM(tokenizer=tokenizer, filter=filter, max_new_tokens=100, **LM).eval()
-        start = time.perf_counter()
+        start, tokens = time.perf_counter(), 0
         for _ in range(actions):
-            model.act(trajectory, info)
+            tokens += len(model.tok.encode(model.act(trajectory, info).generated).ids)
         seconds = time.perf_counter() - start
-        results.append(BenchResult(f"ttm.student_actions.{filter}", {"actions_per_s": actions / seconds},
+        results.append(BenchResult(f"ttm.student_actions.{filter}", {"actions_per_s": actions / seconds,
+                                                                    "completion_tokens_per_action": tokens / actions},
                                    note=f"filter={filter}, <= 100 new tokens per action, {len(info['valid_actions'])} "
-                                        "valid actions, first state of a level-1 game"))
+                                        "valid actions, first state of a level-1 game, untrained LM, 1 thread; "
+                                        "completion tokens counted by re-encoding its text"))
+    torch.set_num_threads(threads)
     return results
