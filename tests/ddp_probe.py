@@ -1,11 +1,9 @@
 """Test helpers that run inside `lightning fit` subprocesses (DDP and resume tests)."""
 
 import json
-import os
 from pathlib import Path
 
 import lightning as L
-import torch
 
 from lit_rlseq.loops.online import OnlineDataModule
 

@@ -7,7 +7,6 @@ import csv
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import pytest
 import torch
 
@@ -21,14 +20,13 @@ from lit_rlseq.loops.collect import recorded_episode
 from lit_rlseq.loops.collector import Collector
 from lit_rlseq.nn.text_grid_dynamics import (
     NO_PREDICTION,
-    CellTargets,
     cell_hits,
     cell_targets,
     changed_cells,
     copy_predictions,
 )
 from lit_rlseq.nn.txt2pi import Txt2PiEncoder, Txt2PiPolicy
-from lit_rlseq.rollouts import Episode, EpisodeTags, RolloutStore
+from lit_rlseq.rollouts import EpisodeTags, RolloutStore
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs" / "ldd_rtfm_dynamics.yaml")

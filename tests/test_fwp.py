@@ -1,7 +1,6 @@
 """The FWP Atari agent: cores, state handling, bad input, and a short learning test on a tiny memory task."""
 
 import lightning as L
-import numpy as np
 import pytest
 import torch
 

@@ -6,7 +6,6 @@ import copy
 import pytest
 import torch
 
-from lit_rlseq.cli import run_cli
 from lit_rlseq.envs.messenger import MessengerVectorEnv
 from lit_rlseq.errors import DataError, UserError
 from lit_rlseq.ldd.messenger import MessengerDynamicsModule

@@ -1,6 +1,5 @@
 """The random policy's level (the reference line of comparison plots)."""
 
-import pytest
 
 from lit_rlseq.loops.random_level import random_policy_level
 

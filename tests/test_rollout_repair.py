@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from lit_rlseq.errors import DataError, UserError
+from lit_rlseq.errors import UserError
 from lit_rlseq.rollouts import Episode, EpisodeTags, RolloutStore
 from lit_rlseq.rollouts import store as store_module
 from lit_rlseq.rollouts.hdf5file import lookup3, read_superblock

@@ -1,7 +1,5 @@
 """Text games: TextWorld cooking games generated with tw-make (real), Jericho on a generated game (real)."""
 
-import os
-import subprocess
 
 import pytest
 

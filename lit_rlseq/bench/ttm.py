@@ -16,7 +16,7 @@ from lit_rlseq.bench import BenchResult, benchmark
 from lit_rlseq.envs.text import make_text_env
 from lit_rlseq.ttm.agents import RandomAgent, WalkthroughAgent
 from lit_rlseq.ttm.formats import hindsight_examples
-from lit_rlseq.ttm.lm import TextLM, collate, encode_example, load_tokenizer, train_tokenizer
+from lit_rlseq.ttm.lm import TextLM, collate, encode_example, train_tokenizer
 from lit_rlseq.ttm.play import play_rollout
 from lit_rlseq.ttm.trajectory import TextTrajectory
 

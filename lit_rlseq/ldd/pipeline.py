@@ -29,7 +29,7 @@ import numpy as np
 
 from lit_rlseq.loops.curves import FRAMES, read_curve
 from lit_rlseq.loops.random_level import random_policy_level
-from lit_rlseq.stages import CONFIGS, Stage, config_args, run_stage
+from lit_rlseq.stages import Stage, config_args, run_stage
 
 METRICS = {"train": "eval/train/success", "dev": "eval/dev/success"}
 # The evaluation envs of METRICS, for the random policy's level (a reference line in the comparison plot).

@@ -23,7 +23,6 @@ from typing import Any, Protocol
 
 import lightning as L
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 

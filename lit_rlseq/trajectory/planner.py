@@ -35,7 +35,6 @@ from dataclasses import dataclass
 import torch
 
 from lit_rlseq.errors import UserError
-from lit_rlseq.nn.gpt import KVCache
 from lit_rlseq.trajectory.discretize import expectation
 from lit_rlseq.trajectory.model import TrajectoryGPT
 

@@ -18,7 +18,6 @@ from lit_rlseq.envs.messenger.games import (
     DECOY_MESSAGE,
     ENEMY,
     ENTITY_NAMES,
-    FLEEING,
     GOAL,
     GRID,
     IMMOVABLE,

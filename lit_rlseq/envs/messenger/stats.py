@@ -17,7 +17,7 @@ import numpy as np
 from lit_rlseq.envs.messenger.core import NUM_ACTIONS, OUTCOMES
 from lit_rlseq.envs.messenger.env import DEFAULT, MessengerVectorEnv
 from lit_rlseq.envs.messenger.expert import expert_actions
-from lit_rlseq.envs.messenger.games import VARIANT_NAMES, stage_spec
+from lit_rlseq.envs.messenger.games import stage_spec
 from lit_rlseq.errors import UserError
 
 POLICIES = ("random", "expert")
