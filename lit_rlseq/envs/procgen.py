@@ -53,6 +53,7 @@ class ProcgenVectorEnv(gym.vector.VectorEnv):
         start_level: int = 0,
         **options: Any,
     ):
+        self._env = None  # set before validating, so that close() (also from __del__) works on a refused env
         if game not in game_names():
             raise UserError(f"unknown procgen game {game!r}; valid games: {', '.join(game_names())}")
         if distribution_mode not in DISTRIBUTION_MODES:
@@ -75,7 +76,6 @@ class ProcgenVectorEnv(gym.vector.VectorEnv):
             "level_seed": gym.spaces.Box(0, np.iinfo(np.int64).max, (), dtype=np.int64),
         })
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
-        self._env = None
         self._make(seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0] >> 1))
 
     def _make(self, seed: int) -> None:
