@@ -1,7 +1,8 @@
-"""Pipelines of `lightning` stages (bin/ldd-rtfm, bin/procgen-sim): each stage is one printed command.
+"""Pipelines of `lightning` stages (every pipeline in bin/): each stage is one printed command.
 
 A fit stage owns a directory: a finished run leaves ``complete`` there (with its command and wall time) and is
-skipped when the pipeline runs again; an interrupted one resumes from its ``checkpoints/last.ckpt``.
+skipped when the pipeline runs again; an interrupted one resumes from its ``checkpoints/last.ckpt``. A stage
+whose output is one file (an evaluation's results) names it as ``result`` and is skipped once it exists.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 class Stage:
     name: str
     command: list[str]
-    directory: Path | None  # where `complete` and checkpoints/last.ckpt live (None: not a fit stage)
+    directory: Path | None = None  # where `complete` and checkpoints/last.ckpt live (None: not a fit stage)
     key: str = ""  # "baseline 0", "ldd 0": how the comparison finds the stage's wall time
+    result: Path | None = None  # a file the stage writes last: the stage is done once it exists
 
 
-def config_args(name: str, scale: str) -> list[str]:
+def config_args(name: str, scale: str, overlay_required: bool = True) -> list[str]:
+    """``--config configs/<name>.yaml``, plus ``configs/scale/<name>_<scale>.yaml`` for a scale other than
+    "small" (a missing overlay is an error unless ``overlay_required`` is False: then the base config holds)."""
     args = ["--config", str(CONFIGS / f"{name}.yaml")]
     overlay = CONFIGS / "scale" / f"{name}_{scale}.yaml"
     if scale != "small":
+        if not overlay.exists() and not overlay_required:
+            return args
         if not overlay.exists():
             raise SystemExit(f"no {scale}-scale settings for {name} ({overlay} is missing)")
         args += ["--config", str(overlay)]
@@ -37,6 +43,9 @@ def config_args(name: str, scale: str) -> list[str]:
 def run_stage(stage: Stage, dry_run: bool) -> float:
     """Runs (or skips, or resumes) one stage; returns its wall time in seconds (recorded when it finished)."""
     command = list(stage.command)
+    if stage.result is not None and stage.result.exists():
+        print(f"== {stage.name}: done already ({stage.result})", flush=True)
+        return 0.0
     marker = stage.directory / "complete" if stage.directory is not None else None
     if marker is not None:
         if marker.exists():

@@ -22,7 +22,7 @@ def test_plan_names_every_stage_with_its_dataset(tmp_path):
 def test_finished_stages_are_skipped(tmp_path, capsys):
     stages = plan(tmp_path, "mujoco:Hopper-v5", "hopper", ["medium"], "small", 10, False)
     (tmp_path / "ppo").mkdir()
-    (tmp_path / "ppo" / "complete").write_text("{}")
+    (tmp_path / "ppo" / "complete").write_text(json.dumps({"command": [], "seconds": 1.0}))  # as run_stage writes it
     run_stage(stages[0], dry_run=True)
     evaluate = stages[-1]
     evaluate.result.parent.mkdir(parents=True)

@@ -23,31 +23,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from lit_rlseq.stages import Stage, run_stage
+from lit_rlseq.stages import config_args as stages_config_args
 
-
-@dataclass
-class Stage:
-    name: str
-    command: list[str]
-    directory: Path | None = None  # a training run: `complete` and checkpoints/last.ckpt live here
-    result: Path | None = None  # an evaluation: skipped when this file exists
 
 
 def config_args(name: str, scale: str) -> list[str]:
-    args = ["--config", str(CONFIGS / f"{name}.yaml")]
-    if scale != "small":
-        overlay = CONFIGS / "scale" / f"{name}_{scale}.yaml"
-        if overlay.exists():
-            args += ["--config", str(overlay)]
-    return args
+    """The BC configs have no paper overlay: they keep their sizes at every scale."""
+    return stages_config_args(name, scale, overlay_required=False)
 
 
 SMOKE = {
@@ -100,29 +86,6 @@ def plan(out: Path, env: str, task: str, datasets: list[str], scale: str, episod
                 f"--data.init_args.run_id=eval_{kind}_{name}", *logger(f"evaluate_{kind}_{name}"), *extra[f"eval_{kind}"],
             ], result=result))
     return stages
-
-
-def run_stage(stage: Stage, dry_run: bool) -> None:
-    command = list(stage.command)
-    if stage.result is not None and stage.result.exists():
-        print(f"== {stage.name}: done already ({stage.result})", flush=True)
-        return
-    marker = stage.directory / "complete" if stage.directory is not None else None
-    if marker is not None:
-        if marker.exists():
-            print(f"== {stage.name}: done already ({marker})", flush=True)
-            return
-        last = stage.directory / "checkpoints" / "last.ckpt"
-        if last.exists():
-            print(f"== {stage.name}: resuming from {last}", flush=True)
-            command += ["--ckpt_path", str(last)]
-    print(f"== {stage.name}\n$ {shlex.join(command)}", flush=True)
-    if dry_run:
-        return
-    start = time.perf_counter()
-    subprocess.run(command, check=True)
-    if marker is not None:
-        marker.write_text(json.dumps({"command": command, "seconds": time.perf_counter() - start}) + "\n")
 
 
 def compare(out: Path, task: str, datasets: list[str]) -> str:

@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from lit_rlseq.rollouts import RolloutStore
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from lit_rlseq.stages import CONFIGS, Stage, run_stage
 
 
 def plan(out: Path, level: int, rollouts: int, student_rollouts: int, max_actions: int, filters: list[str],
@@ -60,20 +56,6 @@ def plan(out: Path, level: int, rollouts: int, student_rollouts: int, max_action
                 f"--model.init_args.name=lm_student_{filter}",
             ], None))
     return stages
-
-
-def run_stage(name: str, command: list[str], directory: Path | None, dry_run: bool) -> None:
-    marker = directory / "complete" if directory is not None else None
-    if marker is not None and marker.exists():
-        print(f"== {name}: done already ({marker})", flush=True)
-        return
-    print(f"== {name}\n$ {shlex.join(command)}", flush=True)
-    if dry_run:
-        return
-    start = time.perf_counter()
-    subprocess.run(command, check=True)
-    if marker is not None:
-        marker.write_text(json.dumps({"command": command, "seconds": time.perf_counter() - start}) + "\n")
 
 
 # -- results --------------------------------------------------------------------------------------------------
@@ -189,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name, command, directory in plan(out, args.level, args.rollouts, args.student_rollouts, args.max_actions,
                                          args.filters, args.fit_extra, args.smoke):
-        run_stage(name, command, directory, args.dry_run)
+        run_stage(Stage(name, command, directory), args.dry_run)  # an interrupted fine-tune resumes
     if not args.dry_run:
         print("\n" + report(out, args.level))
     return 0
