@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from lit_rlseq.envs.messenger.core import ACTION_NAMES
 from lit_rlseq.envs.messenger.env import DEFAULT, MessengerEnv
 from lit_rlseq.envs.messenger.games import VARIANT_NAMES
-
-KEYS = {"w": "up", "s": "down", "a": "left", "d": "right", " ": "stay", "": "stay"}
+from lit_rlseq.envs.play import play_in_terminal
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -27,28 +26,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     env = MessengerEnv(args.stage, max_steps=args.max_steps or DEFAULT, text_path=args.text_path)
     env.reset(seed=args.seed)
-    episode_return, wins, episodes = 0.0, 0, 0
-    while True:
-        print(env.sim.render_text(0, reveal=args.reveal))
-        try:
-            line = input("w/a/s/d, space = stay, q = quit > ")
-        except EOFError:
-            break
-        key = line[:1].lower() if line.strip() else ""
-        if key == "q":
-            break
-        if key not in KEYS:
-            print(f"unknown key {line!r}")
-            continue
-        _, reward, terminated, truncated, info = env.step(ACTION_NAMES.index(KEYS[key]))
-        episode_return += reward
-        print(f"reward {reward:+.2f}")
-        if terminated or truncated:
-            episodes += 1
-            wins += info["success"]
-            print(f"episode over: {info['outcome']}, return {episode_return:+.2f} ({wins}/{episodes} won)\n")
-            env.reset()
-            episode_return = 0.0
+    play_in_terminal(env, lambda: env.sim.render_text(0, reveal=args.reveal), ACTION_NAMES)
 
 
 if __name__ == "__main__":
