@@ -108,10 +108,20 @@ class LitRLSeqCLI(LightningCLI):
         if ckpt_path:
             self._drop_foreign_links(self.config[subcommand].get("model"))
 
+    def after_instantiate_classes(self) -> None:
+        # The links hand every data-derived shape to every model; those it does not take would be saved into
+        # its checkpoint's hyperparameters as None and break `Model.load_from_checkpoint(path)`.
+        hparams = getattr(self.model, "hparams", None)
+        if hparams is None:
+            return
+        for name in LINKED_FROM_DATA:
+            if name in hparams and not _takes_argument(type(self.model), name):
+                del hparams[name]
+
     @staticmethod
     def _drop_foreign_links(model: Any) -> None:
-        """A checkpoint's saved hyperparameters hold every linked shape, also those its model does not take (the
-        link writes None for them); Lightning passes them all back on resume. Keep only those the model takes."""
+        """Checkpoints written before `after_instantiate_classes` cleaned them hold every linked shape, also those
+        their model does not take (as None); Lightning passes them all back on resume. Keep only those it takes."""
         dict_kwargs = model.get("dict_kwargs") if model is not None else None
         if not dict_kwargs or not model.get("class_path"):
             return

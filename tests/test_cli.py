@@ -85,3 +85,23 @@ def test_console_scripts(command):
     assert result.returncode == 0, result.stderr
     for subcommand in ("fit", "validate", "collect", "evaluate"):
         assert subcommand in result.stdout
+
+
+def test_a_cli_checkpoint_loads_with_load_from_checkpoint(tmp_path):
+    """Linked shapes the model does not take (TT's observation_dim, a tokenizer...) stay out of its saved
+    hyperparameters, so `Model.load_from_checkpoint(path)` rebuilds it without the CLI."""
+    import torch
+
+    from lit_rlseq.loops import MLPPPO
+
+    cli = run_cli(["fit", "--config", str(ROOT / "configs" / "ppo_hopper.yaml"), "--trainer.max_epochs=1",
+                   "--data.init_args.steps_per_epoch=1", "--data.init_args.unroll_length=64",
+                   "--data.init_args.eval_episodes=1", "--data.init_args.eval_num_envs=1",
+                   "--model.init_args.ppo_epochs=1", f"--trainer.logger.init_args.save_dir={tmp_path}"])
+    checkpoint = next(tmp_path.rglob("last.ckpt"))
+    saved = torch.load(checkpoint, weights_only=False)["hyper_parameters"]
+    assert saved["obs_dim"] == 11 and saved["action_dim"] == 3
+    assert not {"observation_dim", "vocab", "tokenizer", "dataset_spec"} & set(saved)
+    restored = MLPPPO.load_from_checkpoint(checkpoint)
+    for name, value in cli.model.state_dict().items():
+        assert torch.equal(restored.state_dict()[name], value), name
