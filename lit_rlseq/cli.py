@@ -29,7 +29,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lit_rlseq.errors import MissingArtifactError, UserError
 
 # Data-derived shapes linked into the model (see LitRLSeqCLI.add_arguments_to_parser).
-LINKED_FROM_DATA = ("vocab", "num_actions", "action_dim", "obs_dim", "observation_dim", "dataset_spec", "tokenizer")
+LINKED_FROM_DATA = ("vocab", "num_actions", "action_dim", "obs_dim", "dataset_spec", "tokenizer")
 
 EXTRA_SUBCOMMANDS = {
     "collect": {"model", "dataloaders", "datamodule"},

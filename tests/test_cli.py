@@ -88,7 +88,7 @@ def test_console_scripts(command):
 
 
 def test_a_cli_checkpoint_loads_with_load_from_checkpoint(tmp_path):
-    """Linked shapes the model does not take (TT's observation_dim, a tokenizer...) stay out of its saved
+    """Linked shapes the model does not take (a vocabulary, a tokenizer...) stay out of its saved
     hyperparameters, so `Model.load_from_checkpoint(path)` rebuilds it without the CLI."""
     import torch
 
@@ -101,7 +101,7 @@ def test_a_cli_checkpoint_loads_with_load_from_checkpoint(tmp_path):
     checkpoint = next(tmp_path.rglob("last.ckpt"))
     saved = torch.load(checkpoint, weights_only=False)["hyper_parameters"]
     assert saved["obs_dim"] == 11 and saved["action_dim"] == 3
-    assert not {"observation_dim", "vocab", "tokenizer", "dataset_spec"} & set(saved)
+    assert not {"vocab", "tokenizer", "dataset_spec"} & set(saved)
     restored = MLPPPO.load_from_checkpoint(checkpoint)
     for name, value in cli.model.state_dict().items():
         assert torch.equal(restored.state_dict()[name], value), name

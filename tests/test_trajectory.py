@@ -106,8 +106,8 @@ def test_windows_start_everywhere_but_the_last_step_and_pad_with_stop_tokens(tmp
     store = write_synthetic_store(tmp_path / "s", episodes=3, lengths=[5, 12, 8])
     dm = TrajectoryDataModule(str(store), "synthetic", window=4, n_bins=10, val_fraction=0, batch_size=4)
     dm.setup("fit")
-    d = dm.observation_dim + dm.action_dim + 2
-    assert (dm.observation_dim, dm.action_dim) == (3, 2)
+    d = dm.obs_dim + dm.action_dim + 2
+    assert (dm.obs_dim, dm.action_dim) == (3, 2)
     assert len(dm.train_dataset) == 4 + 11 + 7
     # the window starting at the first episode's transition 2 covers transitions 2, 3, 4 and one stop row
     batch = dm.train_dataset.__getitems__([2])
@@ -203,7 +203,7 @@ def test_training_lowers_the_loss_and_saves_the_discretiser(tmp_path):
     store = write_synthetic_store(tmp_path / "s", episodes=8)
     dm = TrajectoryDataModule(str(store), "synthetic", window=4, n_bins=10, batch_size=32, val_fraction=0.25)
     dm.setup("fit")
-    model = TrajectoryTransformer(dm.observation_dim, dm.action_dim, dm.dataset_spec, n_layer=1, n_embd=32,
+    model = TrajectoryTransformer(dm.obs_dim, dm.action_dim, dm.dataset_spec, n_layer=1, n_embd=32,
                                   n_head=2, dropout=0.0, lr=3e-3)
     trainer = L.Trainer(max_epochs=8, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         gradient_clip_val=1.0, default_root_dir=tmp_path)

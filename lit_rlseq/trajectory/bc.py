@@ -37,7 +37,7 @@ class BCDataModule(RolloutDataModule):
         self.obs_std: np.ndarray | None = None
 
     @property
-    def observation_dim(self) -> int:
+    def obs_dim(self) -> int:
         return int(np.prod(self.field_specs["obs"].shape))
 
     @property
@@ -60,28 +60,28 @@ class BCDataModule(RolloutDataModule):
 
 
 class BehaviourCloning(L.LightningModule):
-    """Args (data-derived ones linked from ``BCDataModule``): observation_dim, action_dim, dataset_spec;
+    """Args (data-derived ones linked from ``BCDataModule``): obs_dim, action_dim, dataset_spec;
     hidden: MLP widths; lr, weight_decay: AdamW."""
 
-    def __init__(self, observation_dim: int | None = None, action_dim: int | None = None,
+    def __init__(self, obs_dim: int | None = None, action_dim: int | None = None,
                  dataset_spec: dict[str, Any] | None = None, hidden: tuple[int, ...] = (256, 256), lr: float = 1e-3,
                  weight_decay: float = 0.0):
         super().__init__()
-        if observation_dim is None or action_dim is None or dataset_spec is None:
-            raise UserError("BehaviourCloning needs observation_dim, action_dim and dataset_spec; use it with "
+        if obs_dim is None or action_dim is None or dataset_spec is None:
+            raise UserError("BehaviourCloning needs obs_dim, action_dim and dataset_spec; use it with "
                             "--data lit_rlseq.trajectory.BCDataModule, which provides them")
         self.save_hyperparameters()
         # Attributes, not hparams: a module loaded inside a LightningCLI-instantiated one (an evaluator) records
         # the outer module's arguments as its hparams.
-        self.observation_dim, self.action_dim = observation_dim, action_dim
+        self.obs_dim, self.action_dim = obs_dim, action_dim
         self.dataset_spec = dict(dataset_spec)
-        widths = (observation_dim, *hidden)
+        widths = (obs_dim, *hidden)
         layers: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(a, b), nn.ReLU()]
         self.net = nn.Sequential(*layers, nn.Linear(widths[-1], action_dim))
-        self.register_buffer("obs_mean", torch.zeros(observation_dim, dtype=torch.float64))
-        self.register_buffer("obs_std", torch.ones(observation_dim, dtype=torch.float64))
+        self.register_buffer("obs_mean", torch.zeros(obs_dim, dtype=torch.float64))
+        self.register_buffer("obs_std", torch.ones(obs_dim, dtype=torch.float64))
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -133,7 +133,7 @@ class BCEvaluator(PolicyEvaluator):
     def __init__(self, checkpoint: str, dataset: str | None = None, env: str | None = None,
                  results: str | None = None, progress: bool = True):
         super().__init__(checkpoint, dataset, env, results, progress)
-        self.check_observation_size(self.bc.observation_dim)
+        self.check_observation_size(self.bc.obs_dim)
 
     def load(self, checkpoint: str) -> dict[str, Any]:
         self.bc = BehaviourCloning.load_from_checkpoint(checkpoint, map_location="cpu")

@@ -241,7 +241,7 @@ class TrajectoryDataModule(L.LightningDataModule):
         return self.data
 
     @property
-    def observation_dim(self) -> int:
+    def obs_dim(self) -> int:
         return self.prepare_data_info().observation_dim
 
     @property

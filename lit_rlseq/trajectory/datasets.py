@@ -105,18 +105,16 @@ def policy_episodes(checkpoint: Path, env_id: str, episodes: int, num_envs: int,
 def load_ppo_policy(checkpoint: Path):
     """The policy of an ``MLPPPO`` checkpoint written by ``lightning fit``.
 
-    Not ``MLPPPO.load_from_checkpoint``: the CLI saves every data-linked name (``vocab``, ``dataset_spec``, ...)
-    with the hyperparameters, and MLPPPO forwards unknown keywords to PPOModule, which refuses them.
+    Not ``MLPPPO.load_from_checkpoint``: checkpoints written before the CLI kept the data-linked names a model
+    does not take out of its hyperparameters hold them as None, and MLPPPO refuses unknown keywords.
     """
     import torch
 
-    from lit_rlseq.cli import LINKED_FROM_DATA
     from lit_rlseq.loops.ppo import MLPPPO
 
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    hparams = {k: v for k, v in saved["hyper_parameters"].items() if not k.startswith("_")}
     accepted = set(inspect.signature(MLPPPO.__init__).parameters) | set(inspect.signature(MLPPPO.__mro__[1].__init__).parameters)
-    hparams = {k: v for k, v in hparams.items() if k not in LINKED_FROM_DATA or k in accepted}
+    hparams = {k: v for k, v in saved["hyper_parameters"].items() if k in accepted}
     module = MLPPPO(**hparams)
     module.load_state_dict(saved["state_dict"])
     return module.policy.eval()

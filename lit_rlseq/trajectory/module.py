@@ -41,7 +41,7 @@ def lr_multiplier(tokens: float, warmup_tokens: float, final_tokens: float) -> f
 
 class TrajectoryTransformer(L.LightningModule):
     """Args (the data-derived ones are linked from ``TrajectoryDataModule`` by the CLI):
-        observation_dim, action_dim: sizes of the dataset's observations and actions.
+        obs_dim, action_dim: sizes of the dataset's observations and actions.
         dataset_spec: the dataset's name, env, n_bins, window, discount, ... (``TrajectoryDataModule.dataset_spec``).
         n_layer, n_head, n_embd, dropout: GPT size (reference: 4, 4, 128, 0.1).
         action_weight, observation_weight, reward_weight, value_weight: loss weights (reference: 5, 1, 1, 1).
@@ -51,7 +51,7 @@ class TrajectoryTransformer(L.LightningModule):
 
     def __init__(
         self,
-        observation_dim: int | None = None,
+        obs_dim: int | None = None,
         action_dim: int | None = None,
         dataset_spec: dict[str, Any] | None = None,
         n_layer: int = 4,
@@ -69,15 +69,15 @@ class TrajectoryTransformer(L.LightningModule):
         final_tokens: int | None = None,
     ):
         super().__init__()
-        if observation_dim is None or action_dim is None or dataset_spec is None:
+        if obs_dim is None or action_dim is None or dataset_spec is None:
             raise UserError(
-                "TrajectoryTransformer needs observation_dim, action_dim and dataset_spec; use it with "
+                "TrajectoryTransformer needs obs_dim, action_dim and dataset_spec; use it with "
                 "--data lit_rlseq.trajectory.TrajectoryDataModule, which provides them"
             )
         self.save_hyperparameters()
         self.dataset_spec = dict(dataset_spec)
         self.config = TrajectoryGPTConfig(
-            observation_dim=observation_dim,
+            observation_dim=obs_dim,
             action_dim=action_dim,
             n_bins=int(dataset_spec["n_bins"]),
             window=int(dataset_spec["window"]),
@@ -90,7 +90,7 @@ class TrajectoryTransformer(L.LightningModule):
         d = self.config.transition_dim
         self.register_buffer("thresholds", torch.full((self.config.n_bins + 1, d), float("nan"), dtype=torch.float64))
         self.register_buffer("tokens_seen", torch.zeros((), dtype=torch.float64))
-        kinds = token_kinds(observation_dim, action_dim)
+        kinds = token_kinds(obs_dim, action_dim)
         weights = torch.tensor([observation_weight, action_weight, reward_weight, value_weight])[kinds]
         # targets y = tokens[1:]: the target at input position p is dimension (p + 1) % d
         positions = torch.arange(self.config.block_size) + 1
