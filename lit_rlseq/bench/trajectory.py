@@ -14,7 +14,6 @@ observation 11, action 3: 16 tokens per transition, block 159). Planning starts 
 
 from __future__ import annotations
 
-import os
 import time
 
 import torch
@@ -23,8 +22,6 @@ from lit_rlseq.bench import BenchResult, benchmark
 from lit_rlseq.trajectory.model import TrajectoryGPT, TrajectoryGPTConfig
 from lit_rlseq.trajectory.planner import PlannerSettings, beam_plan, beam_plan_reference
 
-# 2 = the reference's CPU measurements; on an oversubscribed machine 1 thread is far steadier (set the variable).
-BENCH_THREADS = int(os.environ.get("LIT_RLSEQ_BENCH_THREADS", "2"))
 GOAL_LATENCY_RATIO = 0.1
 
 
@@ -47,7 +44,6 @@ def timed(fn) -> float:
 
 @benchmark("trajectory.planner_latency")
 def planner_latency(scale: float = 1.0) -> BenchResult:
-    torch.set_num_threads(BENCH_THREADS)
     model, thresholds = paper_model()
     settings = PlannerSettings(horizon=max(1, round(15 * scale)), beam_width=max(2, round(128 * scale)))
     prefix = steady_prefix(1)
@@ -65,13 +61,12 @@ def planner_latency(scale: float = 1.0) -> BenchResult:
         ratio=cached / uncached,
         goal=GOAL_LATENCY_RATIO,
         lower_is_better=True,
-        note=f"horizon {settings.horizon}, beam {settings.beam_width}, {BENCH_THREADS} threads; identical plan: {same}",
+        note=f"horizon {settings.horizon}, beam {settings.beam_width}, {torch.get_num_threads()} threads; identical plan: {same}",
     )
 
 
 @benchmark("trajectory.planning_throughput")
 def planning_throughput(scale: float = 1.0) -> BenchResult:
-    torch.set_num_threads(BENCH_THREADS)
     model, thresholds = paper_model()
     settings = PlannerSettings(horizon=max(1, round(5 * scale)), beam_width=max(2, round(32 * scale)))
     rates = {}
@@ -83,13 +78,12 @@ def planning_throughput(scale: float = 1.0) -> BenchResult:
         "trajectory.planning_throughput",
         {"env_steps_per_s_1env": rates[1], "env_steps_per_s_16envs": rates[16]},
         ratio=rates[16] / rates[1],
-        note=f"cached planner, horizon {settings.horizon}, beam {settings.beam_width}, {BENCH_THREADS} threads",
+        note=f"cached planner, horizon {settings.horizon}, beam {settings.beam_width}, {torch.get_num_threads()} threads",
     )
 
 
 @benchmark("trajectory.training")
 def training(scale: float = 1.0) -> BenchResult:
-    torch.set_num_threads(BENCH_THREADS)
     model, _ = paper_model()
     model.train()
     batch = max(2, round(256 * scale))
@@ -110,5 +104,5 @@ def training(scale: float = 1.0) -> BenchResult:
     return BenchResult(
         "trajectory.training",
         {"tokens_per_s": steps * batch * block / seconds},
-        note=f"batch {batch} x {block} tokens, paper-size model, {BENCH_THREADS} threads",
+        note=f"batch {batch} x {block} tokens, paper-size model, {torch.get_num_threads()} threads",
     )
