@@ -161,3 +161,42 @@ def messenger_s1_checkpoints(messenger_dynamics_checkpoint, tmp_path_factory):
                  "--trainer.enable_progress_bar=false", *extra])
         paths[method] = out / method / "checkpoints" / "last.ckpt"
     return paths
+
+
+@pytest.fixture(scope="session")
+def nethack_baseline_checkpoint(tmp_path_factory):
+    """A NetHackImpala checkpoint after one learner step of configs/ldd_nethack_baseline.yaml (tiny batch)."""
+    from lit_rlseq.cli import run_cli
+
+    out = tmp_path_factory.mktemp("nethack_baseline")
+    run_cli(["fit", "--config", str(ROOT / "configs" / "ldd_nethack_baseline.yaml"), "--trainer.max_steps=1",
+             "--trainer.limit_val_batches=0", "--data.init_args.num_envs=2", "--data.init_args.unroll_length=4",
+             "--data.init_args.num_workers=0", f"--trainer.logger.init_args.save_dir={out}",
+             "--trainer.logger.init_args.name=baseline", "--trainer.enable_progress_bar=false"])
+    return out / "baseline" / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def nethack_demos(nethack_baseline_checkpoint, tmp_path_factory):
+    """Six short NetHack episodes of that policy, recorded with configs/ldd_nethack_collect.yaml."""
+    from lit_rlseq.cli import run_cli
+
+    store = tmp_path_factory.mktemp("nethack_demos") / "demos"
+    run_cli(["collect", "--config", str(ROOT / "configs" / "ldd_nethack_collect.yaml"),
+             f"--ckpt_path={nethack_baseline_checkpoint}", f"--data.init_args.store={store}",
+             "--data.init_args.episodes=6", "--data.init_args.num_envs=3", "--data.init_args.episodes_per_batch=3",
+             "--data.init_args.env_kwargs={max_steps: 40}", "--trainer.enable_progress_bar=false"])
+    return store
+
+
+@pytest.fixture(scope="session")
+def nethack_dynamics_checkpoint(nethack_demos, tmp_path_factory):
+    """A (barely trained) NetHack dynamics model checkpoint from configs/ldd_nethack_dynamics.yaml."""
+    from lit_rlseq.cli import run_cli
+
+    out = tmp_path_factory.mktemp("nethack_dynamics")
+    run_cli(["fit", "--config", str(ROOT / "configs" / "ldd_nethack_dynamics.yaml"),
+             f"--data.init_args.path={nethack_demos}", f"--trainer.logger.init_args.save_dir={out}",
+             "--trainer.logger.init_args.name=dynamics", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
+             "--trainer.limit_val_batches=2", "--trainer.enable_progress_bar=false"])
+    return out / "dynamics" / "checkpoints" / "best.ckpt"

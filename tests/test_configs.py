@@ -24,7 +24,7 @@ CONFIGS_BY_SYSTEM = {
     "procgen": {"procgen_agent", "procgen_collect", "procgen_sim"},
     "fwp": {"fwp_atari"},
     "ppo": {"toy_ppo", "ppo_hopper"},
-    "ldd_nethack": {"ldd_nethack_baseline"},
+    "ldd_nethack": {"ldd_nethack_baseline", "ldd_nethack_collect", "ldd_nethack_dynamics", "ldd_nethack"},
     "ttm": {"ttm_cooking_teacher", "ttm_cooking_write_finetune", "ttm_cooking_finetune", "ttm_cooking_student_train",
             "ttm_cooking_student_test"},
     "trajectory": {"tt_hopper", "tt_hopper_bc", "tt_hopper_evaluate", "tt_hopper_bc_evaluate"},
@@ -48,6 +48,24 @@ def ldd_command(name: str, tmp_path: Path, request, demos_fixture: str = "rtfm_d
         args.append(f"--model.init_args.dynamics_checkpoint={request.getfixturevalue('dynamics_checkpoint')}")
     if name.startswith("ldd_nethack"):  # a greedy NetHack policy may wait until the step limit
         args += ["--data.init_args.eval_env_kwargs={max_steps: 20}", "--data.init_args.num_workers=0"]
+    return args
+
+
+def nethack_command(name: str, tmp_path: Path, request) -> list[str]:
+    """LDD on NetHack: collect from the baseline fixture's checkpoint, dynamics on the demos fixture, LDD from the
+    dynamics fixture; short episodes and small batches (the paper overlays ask for large ones)."""
+    if name.endswith("_collect"):
+        return ["collect", f"--ckpt_path={request.getfixturevalue('nethack_baseline_checkpoint')}",
+                f"--data.init_args.store={tmp_path / 'store'}", "--data.init_args.num_envs=2",
+                "--data.init_args.episodes_per_batch=2", "--data.init_args.env_kwargs={max_steps: 20}"]
+    if name.endswith("_dynamics"):
+        return ["fit", f"--data.init_args.path={request.getfixturevalue('nethack_demos')}",
+                "--data.init_args.batch_size=8", "--data.init_args.num_workers=0"]
+    args = ldd_command(name, tmp_path, request)
+    if name == "ldd_nethack":
+        args += [f"--model.init_args.dynamics_checkpoint={request.getfixturevalue('nethack_dynamics_checkpoint')}",
+                 "--data.init_args.num_envs=4", "--data.init_args.batch_size=4", "--data.init_args.unroll_length=8",
+                 "--data.init_args.eval_num_envs=4"]
     return args
 
 
@@ -119,6 +137,7 @@ COMMANDS: dict[str, Callable[[str, Path, object], list[str]]] = {
     "ppo_hopper": ppo_command,
     "ttm_": ttm_command,
     "ldd_messenger": messenger_command,
+    "ldd_nethack": nethack_command,
 }
 
 
