@@ -245,3 +245,44 @@ def test_ldd_refuses_other_checkpoints_and_mismatched_settings(nethack_dynamics_
     module = LDDNetHackImpala(str(nethack_dynamics_checkpoint), num_actions=121, d_core=8, d_char=32)
     assert module.policy.config.d_char == load_nethack_dynamics_encoder(str(nethack_dynamics_checkpoint))[0].d_char
     assert isinstance(module, NetHackImpala)
+
+
+# -- bin/ldd-nethack -------------------------------------------------------------------------------------------
+def test_the_pipeline_records_demonstrations_from_the_first_baseline_and_feeds_each_stage_the_last():
+    from lit_rlseq.ldd.nethack_pipeline import plan
+
+    out = Path("/tmp/out/ldd_nethack")
+    stages = plan(out, [3, 4], "paper", ["--trainer.devices=2"])
+    assert [s.name for s in stages] == ["baseline seed 3", "baseline seed 4", "demonstrations", "dynamics model",
+                                        "LDD seed 3", "LDD seed 4"]
+    collect, dynamics, ldd = stages[2].command, stages[3].command, stages[4].command
+    assert "collect" in collect and f"--ckpt_path={out}/baseline/seed3/checkpoints/last.ckpt" in collect
+    assert any(arg.endswith("configs/scale/ldd_nethack_collect_paper.yaml") for arg in collect)
+    assert f"--data.init_args.path={out}/demos" in dynamics
+    assert f"--model.init_args.dynamics_checkpoint={out}/dynamics/checkpoints/best.ckpt" in ldd
+    assert any(arg.endswith("configs/ldd_nethack.yaml") for arg in ldd) and "--trainer.devices=2" in ldd
+    assert "--trainer.devices=2" not in dynamics
+
+
+def test_the_comparison_reads_score_and_depth_at_equal_frame_budgets(tmp_path):
+    import json
+
+    from lit_rlseq.ldd.nethack_pipeline import comparison
+    from lit_rlseq.ldd.pipeline import compare
+    from lit_rlseq.loops.curves import FRAMES, write_curve
+
+    for method, points in (("baseline", [(100, 2.0, 1.0), (200, 6.0, 1.0), (300, 9.0, 2.0)]),
+                           ("ldd", [(100, 4.0, 1.0), (200, 8.0, 2.0)])):
+        directory = tmp_path / method / "seed0"
+        directory.mkdir(parents=True)
+        write_curve(directory / "learning_curve.csv", [
+            {FRAMES: f, "eval/challenge/score": score, "eval/challenge/depth": depth} for f, score, depth in points
+        ])
+    table = compare(tmp_path, [0], {"baseline 0": 10.0, "ldd 0": 12.0}, comparison(smoke=True))
+    assert "| method | frames | mean score | mean depth | wall time (s, per seed) |" in table
+    assert "| IMPALA baseline | 200 | 6.000 | 1.000 | 10.000 |" in table
+    assert "| LDD | 200 | 8.000 | 2.000 | 12.000 |" in table and "| 300 |" not in table
+    levels = json.loads((tmp_path / "random_level.json").read_text())["levels"]
+    assert levels["depth"]["depth"] >= 1 and levels["score"]["episodes"] >= 4  # measured with random keys
+    assert f"| random policy | | {levels['score']['score']:.3f} | {levels['depth']['depth']:.3f} | |" in table
+    assert (tmp_path / "comparison.png").stat().st_size > 0
