@@ -82,6 +82,7 @@ class TransitionDataModule(RolloutDataModule):
         path: str,
         env: str,
         obs_keys: tuple[str, ...],
+        env_kwargs: dict[str, Any] | None = None,
         select: dict[str, Any] | None = None,
         batch_size: int = 100,
         val_fraction: float = 0.15,
@@ -94,7 +95,7 @@ class TransitionDataModule(RolloutDataModule):
         )
         self.env_id = env
         self.obs_keys = tuple(obs_keys)
-        probe = make_vector_env(env, num_envs=1, seed=0)
+        probe = make_vector_env(env, num_envs=1, seed=0, **dict(env_kwargs or {}))
         try:
             self.num_actions = int(probe.single_action_space.n)
             observation_space = probe.single_observation_space
@@ -212,12 +213,14 @@ class DynamicsDataModule(TransitionDataModule):
         val_fraction: float = 0.15,
         seed: int = 0,
         num_workers: int = 0,
+        env_kwargs: dict[str, Any] | None = None,
     ):
         """
         Args:
             path: the demonstration store (written by ``lightning collect``).
             env: the environment id the demonstrations must come from (e.g. rtfm:groups_simple_stationary);
                 its vocabulary and observation layout are checked against the store's.
+            env_kwargs: the env's options (e.g. Touchdown's ``root`` and ``layout: text_grid``).
             select: episode tag filters (e.g. ``{"run_id": "expert"}``; see RolloutStore.episodes).
             batch_size: transitions per batch.
             val_fraction: share of the episodes held out for validation.
@@ -225,7 +228,7 @@ class DynamicsDataModule(TransitionDataModule):
             num_workers: DataLoader worker processes.
         """
         super().__init__(
-            path=path, env=env, obs_keys=OBS_KEYS, select=select, batch_size=batch_size,
+            path=path, env=env, obs_keys=OBS_KEYS, env_kwargs=env_kwargs, select=select, batch_size=batch_size,
             val_fraction=val_fraction, seed=seed, num_workers=num_workers,
         )
 
