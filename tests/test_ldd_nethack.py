@@ -286,3 +286,63 @@ def test_the_comparison_reads_score_and_depth_at_equal_frame_budgets(tmp_path):
     assert levels["depth"]["depth"] >= 1 and levels["score"]["episodes"] >= 4  # measured with random keys
     assert f"| random policy | | {levels['score']['score']:.3f} | {levels['depth']['depth']:.3f} | |" in table
     assert (tmp_path / "comparison.png").stat().st_size > 0
+
+
+# -- ttyrec files -> demonstrations ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def recorded_game(tmp_path_factory):
+    """A short NetHackChallenge game recorded by NLE itself as a ttyrec (version 3), with what the env showed."""
+    import gymnasium as gym
+    import nle  # noqa: F401  (registers the NetHack env ids)
+
+    savedir = tmp_path_factory.mktemp("ttyrec")
+    env = gym.make("NetHackChallenge-v0", savedir=str(savedir), save_ttyrec_every=1,
+                   observation_keys=("tty_chars", "tty_colors", "tty_cursor"))
+    obs, _ = env.reset(seed=0)
+    copy = lambda obs: {k: v.copy() for k, v in obs.items()}  # noqa: E731  (NLE reuses its arrays)
+    screens, actions, rng = [copy(obs)], [], np.random.default_rng(0)
+    for _ in range(15):
+        action = int(rng.integers(env.action_space.n))
+        obs, *_ = env.step(action)
+        screens.append(copy(obs))
+        actions.append(action)
+    env.close()
+    (path,) = savedir.glob("*.ttyrec3.bz2")
+    return path, screens, actions
+
+
+def test_a_ttyrec_becomes_an_episode_of_screens_and_actions(recorded_game, tmp_path):
+    from lit_rlseq.cli import run_cli
+    from lit_rlseq.ldd.nethack_ttyrec import env_keys, read_ttyrec
+
+    path, screens, actions = recorded_game
+    keys = env_keys()
+    fields = read_ttyrec(path, keys)
+    steps = len(fields["action"])
+    assert steps == len(actions) - 1  # the last key's outcome is not in the file
+    # the keys pressed (a few actions share a key: the file cannot tell them apart, the first one is taken)
+    assert [keys[a] for a in fields["action"]] == [keys[a] for a in actions[:steps]]
+    assert all(keys.index(keys[a]) == a for a in fields["action"])
+    for key in ("tty_chars", "tty_colors", "tty_cursor"):
+        assert np.array_equal(fields[f"obs/{key}"], np.stack([s[key] for s in screens[: steps + 1]]))
+    assert len({screen.tobytes() for screen in fields["obs/tty_chars"]}) > 2  # the screens are not all alike
+    run_cli(["import_ttyrecs", f"--store={tmp_path / 'store'}", str(path)])
+    dm = NetHackDynamicsDataModule(str(tmp_path / "store"), val_fraction=0.0, batch_size=64)
+    dm.setup("fit")
+    assert len(dm.train_dataset) == steps  # the dynamics model reads it like recorded demonstrations
+
+
+def test_bad_ttyrecs_are_refused_naming_the_file(recorded_game, tmp_path):
+    from lit_rlseq.ldd.nethack_ttyrec import env_keys, read_ttyrec
+
+    path = recorded_game[0]
+    with pytest.raises(MissingArtifactError, match="save_ttyrec_every"):
+        read_ttyrec(tmp_path / "none.ttyrec3.bz2", env_keys())
+    garbage = tmp_path / "garbage.ttyrec3.bz2"
+    garbage.write_bytes(b"not a ttyrec at all")
+    with pytest.raises(DataError, match="garbage.ttyrec3.bz2"):
+        read_ttyrec(garbage, env_keys())
+    with pytest.raises(DataError, match=r"which is not one of the env's 23 actions"):  # NetHackScore's 23 keys
+        read_ttyrec(path, env_keys("nethack:NetHackScore-v0"))
+    with pytest.raises(UserError, match="not a NetHack env"):
+        env_keys("toy")
