@@ -10,10 +10,9 @@ averaged over the batch. The number of actions comes from the data (the CLI link
 
 from __future__ import annotations
 
-from typing import Any
-
 import inspect
 from dataclasses import asdict
+from typing import Any
 
 from lit_rlseq.errors import DataError, UserError
 from lit_rlseq.ldd.distill import EncoderDistillation

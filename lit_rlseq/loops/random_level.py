@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from lit_rlseq.envs.registry import make_vector_env
+from lit_rlseq.loops.collector import episode_info
 
 
 def random_policy_level(env_id: str, episodes: int = 1000, env_kwargs: dict[str, Any] | None = None,
@@ -42,9 +43,8 @@ def random_policy_level(env_id: str, episodes: int = 1000, env_kwargs: dict[str,
             successes.extend(np.asarray(info["success"])[counted].tolist())
         returns.extend(running[counted].tolist())
         for key in info_keys:
-            if key in info:
-                reported = counted & np.asarray(info.get(f"_{key}", np.ones(num_envs, dtype=bool)), dtype=bool)
-                extra[key].extend(np.asarray(info[key], dtype=np.float64)[reported].tolist())
+            values = episode_info(info, key, np.flatnonzero(counted))
+            extra[key].extend(values[~np.isnan(values)].tolist())
         finished += done
         running[done] = 0.0
     env.close()
