@@ -6,6 +6,7 @@
     lightning collect  --config configs/ldd_rtfm_collect.yaml             (record episodes into a store)
     lightning play     --config configs/ttm_cooking_teacher.yaml          (an agent plays text games -> store)
     lightning write_finetune --config configs/ttm_cooking_write_finetune.yaml   (store -> fine-tune JSONL)
+    lightning import_ttyrecs --store runs/ldd_nethack/demos games/*.ttyrec3.bz2  (NetHack games -> store)
 
 Any of our LightningModules and DataModules can be named with ``--model`` / ``--data`` (subclass mode).
 Shapes that come from the data (vocabulary, number of actions) are linked into the model when both are
@@ -39,6 +40,7 @@ EXTRA_SUBCOMMANDS = {
 # Stages that are not Trainer runs: "name" -> "module:function" taking the argument list (own --config).
 STANDALONE_STAGES = {
     "write_finetune": "lit_rlseq.ttm.write_finetune:main",
+    "import_ttyrecs": "lit_rlseq.ldd.nethack_ttyrec:main",
 }
 
 

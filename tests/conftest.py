@@ -161,3 +161,107 @@ def messenger_s1_checkpoints(messenger_dynamics_checkpoint, tmp_path_factory):
                  "--trainer.enable_progress_bar=false", *extra])
         paths[method] = out / method / "checkpoints" / "last.ckpt"
     return paths
+
+
+@pytest.fixture(scope="session")
+def nethack_baseline_checkpoint(tmp_path_factory):
+    """A NetHackImpala checkpoint after one learner step of configs/ldd_nethack_baseline.yaml (tiny batch)."""
+    from lit_rlseq.cli import run_cli
+
+    out = tmp_path_factory.mktemp("nethack_baseline")
+    run_cli(["fit", "--config", str(ROOT / "configs" / "ldd_nethack_baseline.yaml"), "--trainer.max_steps=1",
+             "--trainer.limit_val_batches=0", "--data.init_args.num_envs=2", "--data.init_args.unroll_length=4",
+             "--data.init_args.num_workers=0", f"--trainer.logger.init_args.save_dir={out}",
+             "--trainer.logger.init_args.name=baseline", "--trainer.enable_progress_bar=false"])
+    return out / "baseline" / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def nethack_demos(nethack_baseline_checkpoint, tmp_path_factory):
+    """Six short NetHack episodes of that policy, recorded with configs/ldd_nethack_collect.yaml."""
+    from lit_rlseq.cli import run_cli
+
+    store = tmp_path_factory.mktemp("nethack_demos") / "demos"
+    run_cli(["collect", "--config", str(ROOT / "configs" / "ldd_nethack_collect.yaml"),
+             f"--ckpt_path={nethack_baseline_checkpoint}", f"--data.init_args.store={store}",
+             "--data.init_args.episodes=6", "--data.init_args.num_envs=3", "--data.init_args.episodes_per_batch=3",
+             "--data.init_args.env_kwargs={max_steps: 40}", "--trainer.enable_progress_bar=false"])
+    return store
+
+
+@pytest.fixture(scope="session")
+def nethack_dynamics_checkpoint(nethack_demos, tmp_path_factory):
+    """A (barely trained) NetHack dynamics model checkpoint from configs/ldd_nethack_dynamics.yaml."""
+    from lit_rlseq.cli import run_cli
+
+    out = tmp_path_factory.mktemp("nethack_dynamics")
+    run_cli(["fit", "--config", str(ROOT / "configs" / "ldd_nethack_dynamics.yaml"),
+             f"--data.init_args.path={nethack_demos}", f"--trainer.logger.init_args.save_dir={out}",
+             "--trainer.logger.init_args.name=dynamics", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
+             "--trainer.limit_val_batches=2", "--trainer.enable_progress_bar=false"])
+    return out / "dynamics" / "checkpoints" / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def touchdown_root(tmp_path_factory):
+    """A tiny synthetic Touchdown data set in SILG's layout (tests/test_touchdown_env.py; not real data)."""
+    from tests.test_touchdown_env import write_fixture
+
+    return write_fixture(tmp_path_factory.mktemp("touchdown"))
+
+
+def touchdown_data_args(root) -> list[str]:
+    kwargs = f"{{root: {root}, layout: text_grid}}"
+    return [f"--data.init_args.env_kwargs={kwargs}", f"--data.init_args.eval_env_kwargs={kwargs}"]
+
+
+@pytest.fixture(scope="session")
+def touchdown_baseline_checkpoint(touchdown_root, tmp_path_factory):
+    """A TextGridImpala checkpoint after one learner step of configs/ldd_touchdown_baseline.yaml."""
+    from lit_rlseq.cli import run_cli
+
+    out = tmp_path_factory.mktemp("touchdown_baseline")
+    run_cli(["fit", "--config", str(ROOT / "configs" / "ldd_touchdown_baseline.yaml"), "--trainer.max_steps=1",
+             "--trainer.limit_val_batches=0", "--data.init_args.num_envs=2", "--data.init_args.unroll_length=4",
+             "--data.init_args.num_workers=0", *touchdown_data_args(touchdown_root),
+             f"--trainer.logger.init_args.save_dir={out}", "--trainer.logger.init_args.name=baseline",
+             "--trainer.enable_progress_bar=false"])
+    return out / "baseline" / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def touchdown_demos(touchdown_baseline_checkpoint, touchdown_root, tmp_path_factory):
+    """Twelve greedy episodes of that policy, recorded with configs/ldd_touchdown_collect.yaml."""
+    from lit_rlseq.cli import run_cli
+
+    store = tmp_path_factory.mktemp("touchdown_demos") / "demos"
+    run_cli(["collect", "--config", str(ROOT / "configs" / "ldd_touchdown_collect.yaml"),
+             f"--ckpt_path={touchdown_baseline_checkpoint}", f"--data.init_args.store={store}",
+             "--data.init_args.episodes=12", "--data.init_args.num_envs=4", "--data.init_args.episodes_per_batch=12",
+             f"--data.init_args.env_kwargs={{root: {touchdown_root}, layout: text_grid}}",
+             "--trainer.enable_progress_bar=false"])
+    return store
+
+
+@pytest.fixture(scope="session")
+def touchdown_dynamics_checkpoint(touchdown_demos, touchdown_root, tmp_path_factory):
+    """A (barely trained) text-grid dynamics model of Touchdown from configs/ldd_touchdown_dynamics.yaml."""
+    from lit_rlseq.cli import run_cli
+
+    out = tmp_path_factory.mktemp("touchdown_dynamics")
+    run_cli(["fit", "--config", str(ROOT / "configs" / "ldd_touchdown_dynamics.yaml"),
+             f"--data.init_args.path={touchdown_demos}",
+             f"--data.init_args.env_kwargs={{root: {touchdown_root}, layout: text_grid}}",
+             f"--trainer.logger.init_args.save_dir={out}", "--trainer.logger.init_args.name=dynamics",
+             "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.enable_progress_bar=false"])
+    return out / "dynamics" / "checkpoints" / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def alfworld_layout(tmp_path_factory):
+    """A synthetic ALFWorld layout in SILG's paths with one selectable trial per split (not playable games)."""
+    from tests.test_alfworld_env import make_layout
+
+    trials = [(f"{split}/pick_x/trial_1", "pick_and_place_simple", True)
+              for split in ("train", "valid_seen", "valid_unseen")]
+    return make_layout(tmp_path_factory.mktemp("alfworld"), trials)

@@ -147,3 +147,31 @@ def test_a_textworld_game_through_silgs_observation(tiny_game):
     assert truncated[0] and not terminated[0] and reward[0] == -1.0 and not info["success"][0]
     env.close()
     limited.close()
+
+
+@pytest.mark.slow
+def test_the_text_grid_view_shows_objects_commands_and_text(tiny_game):
+    from lit_rlseq.envs.alfworld import text_grid_view
+
+    path, walkthrough = tiny_game
+    silg = SILGTextWorldVectorEnv([path], tokenizer(), num_envs=1, max_steps=50, seed=0, max_actions=20)
+    env = text_grid_view(silg)
+    obs, _ = env.reset()
+    assert env.observation_space.contains(obs) and obs["name"].shape == (1, 40, 3, 1, 11)
+    vocab, commands = env.vocab, silg.commands(0)
+    # row k of column 2: <action_k>, then the command's words (as the tokenizer reads them; [UNK] if unknown)
+    for k, command in enumerate(commands):
+        words = vocab.decode(obs["name"][0, k, 2, 0, : obs["name_len"][0, k, 2, 0]].tolist())
+        assert words[0] == f"<action_{k}>" and len(words) == 1 + len(tokenizer().encode(command).ids)
+    assert obs["name_len"][0, len(commands):, 2].sum() == 0 and obs["valid"][0].sum() == len(commands)
+    assert vocab.decode(obs["task"][0].tolist()) == ["<alfworld>"]
+    raw = silg._observe(0)  # SILG's own observation of the same state
+    tok = tokenizer()
+    assert vocab.decode(obs["wiki"][0, : obs["wiki_len"][0]].tolist()) == [
+        tok.id_to_token(int(i)) for i in raw["text"][: raw["text_len"]]
+    ]
+    for command in walkthrough:
+        obs, reward, terminated, truncated, info = env.step(np.array([silg.commands(0).index(command)]))
+    assert terminated[0] and info["success"][0]
+    assert env.single_observation_space.contains(info["final_obs"][0])  # the final observation is converted too
+    env.close()

@@ -7,7 +7,9 @@ Vector envs are ``gymnasium.vector.VectorEnv`` objects with **same-step autorese
 returns the first observation of the next episode, and ``info["final_obs"]`` (an object array of length
 ``num_envs``, masked by ``info["_final_obs"]``) holds the terminal observation. Episode-level outcomes that
 are not in the reward are reported on the final step in ``info["success"]`` (bool [num_envs], masked by
-``info["_success"]``).
+``info["_success"]``). An env may report more per-episode numbers the same way (e.g. NetHack's ``depth``):
+it lists their keys in its ``episode_info`` attribute (a tuple of str), and the learners log their episode
+means beside return, length and success.
 
 Text-grid observations (RTFM, Messenger with text, the toy env) are dicts of numpy arrays, per env:
 

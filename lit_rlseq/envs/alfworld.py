@@ -49,7 +49,19 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from lit_rlseq.envs.silg import SILG_URL, check_actions, encode, load_tokenizer, require_root, tokenizer_path
+from lit_rlseq.envs.silg import (
+    SILG_URL,
+    TextGridView,
+    check_actions,
+    check_layout,
+    encode,
+    load_tokenizer,
+    require_root,
+    text_grid_observation,
+    text_grid_space,
+    text_grid_vocabulary,
+    tokenizer_path,
+)
 from lit_rlseq.errors import DataError, MissingArtifactError, UserError
 
 SPLITS = {"train": "train", "test_id": "valid_seen", "test_od": "valid_unseen"}
@@ -303,14 +315,51 @@ def _commands(state: Any) -> list[str]:
     return [c for c in state["admissible_commands"] if c != "look"]
 
 
+def text_grid_view(env: SILGTextWorldVectorEnv) -> TextGridView:
+    """SILG's TextWorld observation in the text-grid layout (option ``layout: text_grid``), for txt2pi and LDD's
+    text-grid models:
+
+    * ``name`` [R, 3, 1, N] (R = max(max_objects, max_actions), N = max(max_name, max_command + 1)): columns 0
+      and 1 are SILG's object columns; column 2 holds the admissible commands, row k spelled ``<action_k>``
+      followed by the command's words, so a policy that pools over space still sees which command each action
+      plays; ``rel_pos`` is each cell's (row / R, column / 3);
+    * ``wiki``: SILG's text (goal, feedback, history); ``task``: ``<alfworld>``; ``inv``: ``<none>``.
+    The vocabulary is the tokenizer's words plus those symbols."""
+    rows, words = max(env.max_objects, env.max_actions), max(env.max_name, env.max_command + 1)
+    action_words = [f"<action_{k}>" for k in range(env.max_actions)]
+    vocab, text_ids = text_grid_vocabulary(env.tokenizer, action_words + ["<alfworld>", "<none>"])
+    action_ids = np.array([vocab.index[w] for w in action_words], dtype=np.int64)
+    task, none = vocab.index["<alfworld>"], vocab.index["<none>"]
+    space = text_grid_space(rows, 3, words, env.max_text, len(vocab), env.max_actions)
+    rel_pos = np.stack(np.meshgrid(np.arange(rows) / rows, np.arange(3) / 3, indexing="ij"), -1).astype(np.float32)
+
+    def convert(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = obs["text"].shape[0]
+        name = np.zeros((n, rows, 3, 1, words), dtype=np.int64)
+        name_len = np.zeros((n, rows, 3, 1), dtype=np.int64)
+        name[:, : env.max_objects, :2, :, : env.max_name] = text_ids[obs["name"]]
+        name_len[:, : env.max_objects, :2] = obs["name_len"]
+        offered = obs["valid"]  # [n, A]: the commands on offer (their rows)
+        name[:, : env.max_actions, 2, 0, 0] = np.where(offered, action_ids[None], 0)
+        name[:, : env.max_actions, 2, 0, 1 : env.max_command + 1] = text_ids[obs["command"]]
+        name_len[:, : env.max_actions, 2, 0] = np.where(offered, obs["command_len"] + 1, 0)
+        return text_grid_observation(name, name_len, text_ids[obs["text"]], obs["text_len"], task, none,
+                                     np.broadcast_to(rel_pos, (n, rows, 3, 2)), offered)
+
+    return TextGridView(env, vocab, space, convert)
+
+
 def make_vector_env(
-    variant: str | None, num_envs: int, seed: int | None = None, root: str | None = None, **kwargs: Any
-) -> SILGTextWorldVectorEnv:
-    """The registry's factory for ``alfworld:<split>`` (option ``root``: the SILG checkout)."""
+    variant: str | None, num_envs: int, seed: int | None = None, root: str | None = None, layout: str = "silg",
+    **kwargs: Any,
+) -> SILGTextWorldVectorEnv | TextGridView:
+    """The registry's factory for ``alfworld:<split>`` (option ``root``: the SILG checkout; ``layout``: "silg"
+    for SILG's observation, "text_grid" for ``text_grid_view``)."""
+    check_layout(layout, "ALFWorld")
     root = require_root(root, "ALFWorld", __name__)
     games = collect_games(root, variant or "train")
     alfworld_wrappers()  # fails now, with what to install, rather than at the first reset
-    return SILGTextWorldVectorEnv(
+    env = SILGTextWorldVectorEnv(
         games,
         load_tokenizer(root),
         num_envs=num_envs,
@@ -318,3 +367,4 @@ def make_vector_env(
         start_game=lambda game: start_textworld_game(game, alfworld_wrappers()),  # fresh wrappers per game
         **kwargs,
     )
+    return text_grid_view(env) if layout == "text_grid" else env

@@ -60,6 +60,7 @@ class NetHackVectorEnv(gym.vector.VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["ansi"]}
     render_mode = "ansi"
+    episode_info = ("score", "depth")  # reported when an episode ends; the learners log their means
 
     def __init__(
         self, task: str = DEFAULT_TASK, num_envs: int = 1, max_steps: int | None = None, seed: int | None = None

@@ -45,7 +45,19 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from lit_rlseq.envs.silg import SILG_URL, check_actions, encode, load_tokenizer, require_root, tokenizer_path
+from lit_rlseq.envs.silg import (
+    SILG_URL,
+    TextGridView,
+    check_actions,
+    check_layout,
+    encode,
+    load_tokenizer,
+    require_root,
+    text_grid_observation,
+    text_grid_space,
+    text_grid_vocabulary,
+    tokenizer_path,
+)
 from lit_rlseq.errors import DataError, MissingArtifactError, UserError
 
 SPLITS = ("train", "dev", "test")
@@ -307,9 +319,46 @@ class TouchdownVectorEnv(gym.vector.VectorEnv):
         return obs
 
 
+def text_grid_view(env: TouchdownVectorEnv) -> TextGridView:
+    """Touchdown in the text-grid layout (option ``layout: text_grid``), for txt2pi and LDD's text-grid models:
+
+    * ``name`` [H, W, 1, 2]: each cell's segmentation class as a word ``<class_c>``, followed by ``<action_k>``
+      in the column that action k moves along (so a policy that pools over space still knows which column each
+      action takes); ``name_len`` 1 or 2;
+    * ``wiki``: the navigation text (the tokenizer's words); ``task``: the word ``<touchdown>``; ``inv``:
+      ``<none>`` (Touchdown has neither); ``rel_pos`` and ``valid`` as SILG's.
+    The vocabulary is the tokenizer's words plus those symbols (the classes found in the feature file)."""
+    classes = int(env.data.features.max()) + 1
+    class_words = [f"<class_{c}>" for c in range(classes)]
+    action_words = [f"<action_{k}>" for k in range(env.max_actions)]
+    vocab, text_ids = text_grid_vocabulary(env.data.tokenizer, class_words + action_words + ["<touchdown>", "<none>"])
+    class_ids = np.array([vocab.index[w] for w in class_words], dtype=np.int64)
+    action_ids = np.array([vocab.index[w] for w in action_words], dtype=np.int64)
+    task, none = vocab.index["<touchdown>"], vocab.index["<none>"]
+    space = text_grid_space(env.height, env.width, 2, env.max_text, len(vocab), env.max_actions)
+
+    def convert(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = obs["features"].shape[0]
+        name = np.zeros((n, env.height, env.width, 1, 2), dtype=np.int64)
+        name[..., 0, 0] = class_ids[obs["features"]]
+        name_len = np.ones((n, env.height, env.width, 1), dtype=np.int64)
+        envs, actions = np.nonzero(obs["valid"])
+        columns = obs["x"][envs, actions]
+        name[envs, :, columns, 0, 1] = action_ids[actions][:, None]
+        name_len[envs, :, columns, 0] = 2
+        return text_grid_observation(name, name_len, text_ids[obs["text"]], obs["text_len"], task, none,
+                                     obs["rel_pos"], obs["valid"])
+
+    return TextGridView(env, vocab, space, convert)
+
+
 def make_vector_env(
-    variant: str | None, num_envs: int, seed: int | None = None, root: str | None = None, **kwargs: Any
-) -> TouchdownVectorEnv:
-    """The registry's factory for ``touchdown:<split>`` (option ``root``: the SILG checkout)."""
+    variant: str | None, num_envs: int, seed: int | None = None, root: str | None = None, layout: str = "silg",
+    **kwargs: Any,
+) -> TouchdownVectorEnv | TextGridView:
+    """The registry's factory for ``touchdown:<split>`` (option ``root``: the SILG checkout; ``layout``: "silg"
+    for SILG's observation, "text_grid" for ``text_grid_view``)."""
+    check_layout(layout, "Touchdown")
     root = require_root(root, "Touchdown", __name__)
-    return TouchdownVectorEnv(root, variant or "train", num_envs=num_envs, seed=seed, **kwargs)
+    env = TouchdownVectorEnv(root, variant or "train", num_envs=num_envs, seed=seed, **kwargs)
+    return text_grid_view(env) if layout == "text_grid" else env

@@ -1,9 +1,11 @@
 """LDD's RL stage: IMPALA whose policy starts from the dynamics model's encoder and is distilled toward a
-frozen copy of it.
+frozen copy of it. ``EncoderDistillation`` is the recipe for any policy with an ``encoder`` (whose output has a
+``rep`` that ends in ``relu(encoder.fc(.))``) and a ``forward_with_rep``; ``LDDImpala`` applies it to the txt2pi
+policy on text grids, ``lit_rlseq.ldd.nethack.LDDNetHackImpala`` to the NetHack policy.
 
-* Initialisation: every weight the policy shares with the dynamics encoder (word embedding, BiLSTMs,
-  attention, FiLM layers, fc) is copied from the dynamics checkpoint; the policy and value heads are fresh.
-  Nothing in the student is frozen.
+* Initialisation: every weight the policy shares with the dynamics encoder (txt2pi: word embedding, BiLSTMs,
+  attention, FiLM layers, fc) is copied from the dynamics checkpoint; the policy and value heads (and a
+  recurrent core) are fresh. Nothing in the student is frozen.
 * Teacher: a second copy of the dynamics encoder, frozen (no gradients, not in the optimizer).
 * Distillation: the squared error between the student's and the teacher's representations (``d_rep``),
   averaged over the representation's dimensions, on the observations of the learner batch, reduced over
@@ -36,39 +38,25 @@ from lit_rlseq.nn.actor_critic import PolicyOutput
 from lit_rlseq.nn.txt2pi import Txt2PiEncoder, Txt2PiPolicy
 
 
-class LDDImpala(ImpalaModule):
-    def __init__(
+class EncoderDistillation(ImpalaModule):
+    """The LDD recipe on an ImpalaModule; subclasses build ``self.policy`` and call ``init_distillation``."""
+
+    teacher: torch.nn.Module
+
+    def init_distillation(
         self,
-        dynamics_checkpoint: str,
-        vocab: list[str] | None = None,
-        num_actions: int | None = None,
-        distill_weight: float = 1.0,
-        distill_first_step_only: bool = False,
-        init_from_dynamics: bool = True,
-        handover_rep_rms: float | None = 0.2,
-        **impala: Any,
-    ):
-        """
-        Args:
-            dynamics_checkpoint: a DynamicsModule checkpoint (``lightning fit --config configs/ldd_rtfm_dynamics.yaml``).
-            vocab, num_actions: linked from the data; the vocabulary must be the one the dynamics model read.
-            distill_weight: weight of the distillation loss (0 disables distillation: initialisation only).
-            distill_first_step_only: reproduce the original's quirk (distil the first time step only).
-            init_from_dynamics: copy the dynamics encoder into the policy (False: tabula rasa + distillation).
-            handover_rep_rms: the representation's root-mean-square that student and teacher are scaled to on
-                the first training batch (about a fresh encoder's); None keeps the dynamics model's scale.
-            **impala: learner settings (see lit_rlseq.loops.impala.ImpalaModule).
-        """
-        super().__init__(**impala)
-        self.save_hyperparameters()
-        # Refuses a checkpoint trained on another vocabulary: its word embeddings would mean other words.
-        dynamics_config, encoder_state = load_dynamics_encoder(dynamics_checkpoint, vocab=vocab)
-        sizes = {k: getattr(dynamics_config, k) for k in ("d_word", "d_text", "channels", "d_rep", "dedupe_text")}
-        config = txt2pi_config(vocab, num_actions, type(self).__name__, **sizes)
-        self.policy = Txt2PiPolicy(config)
+        encoder_state: dict[str, torch.Tensor],
+        teacher: torch.nn.Module,
+        init_from_dynamics: bool,
+        distill_weight: float,
+        distill_first_step_only: bool,
+        handover_rep_rms: float | None,
+    ) -> None:
+        """Loads ``encoder_state`` into the policy's encoder (with ``init_from_dynamics``) and into ``teacher``
+        (a fresh encoder of the same architecture), which is frozen (no gradients, not in the optimizer)."""
         if init_from_dynamics:
             self.policy.encoder.load_state_dict(encoder_state)
-        self.teacher = Txt2PiEncoder(config)
+        self.teacher = teacher
         self.teacher.load_state_dict(encoder_state)
         self.teacher.requires_grad_(False)
         self.distill_weight = distill_weight
@@ -120,3 +108,37 @@ class LDDImpala(ImpalaModule):
         if self.distill_first_step_only:
             per_step = per_step[:1]
         return {"distill": self.distill_weight * reduce_loss(per_step, self.reduction)}
+
+
+class LDDImpala(EncoderDistillation):
+    def __init__(
+        self,
+        dynamics_checkpoint: str,
+        vocab: list[str] | None = None,
+        num_actions: int | None = None,
+        distill_weight: float = 1.0,
+        distill_first_step_only: bool = False,
+        init_from_dynamics: bool = True,
+        handover_rep_rms: float | None = 0.2,
+        **impala: Any,
+    ):
+        """
+        Args:
+            dynamics_checkpoint: a DynamicsModule checkpoint (``lightning fit --config configs/ldd_rtfm_dynamics.yaml``).
+            vocab, num_actions: linked from the data; the vocabulary must be the one the dynamics model read.
+            distill_weight: weight of the distillation loss (0 disables distillation: initialisation only).
+            distill_first_step_only: reproduce the original's quirk (distil the first time step only).
+            init_from_dynamics: copy the dynamics encoder into the policy (False: tabula rasa + distillation).
+            handover_rep_rms: the representation's root-mean-square that student and teacher are scaled to on
+                the first training batch (about a fresh encoder's); None keeps the dynamics model's scale.
+            **impala: learner settings (see lit_rlseq.loops.impala.ImpalaModule).
+        """
+        super().__init__(**impala)
+        self.save_hyperparameters()
+        # Refuses a checkpoint trained on another vocabulary: its word embeddings would mean other words.
+        dynamics_config, encoder_state = load_dynamics_encoder(dynamics_checkpoint, vocab=vocab)
+        sizes = {k: getattr(dynamics_config, k) for k in ("d_word", "d_text", "channels", "d_rep", "dedupe_text")}
+        config = txt2pi_config(vocab, num_actions, type(self).__name__, **sizes)
+        self.policy = Txt2PiPolicy(config)
+        self.init_distillation(encoder_state, Txt2PiEncoder(config), init_from_dynamics, distill_weight,
+                               distill_first_step_only, handover_rep_rms)

@@ -63,65 +63,70 @@ METRICS = ("token_acc", "cell_acc", "changed_token_acc", "changed_cell_acc")
 MODEL_AND_BASELINE = ("", "copy_")  # metric name prefixes: the model's, the "nothing moves" baseline's
 
 
-class DynamicsDataModule(RolloutDataModule):
-    """Transitions (obs_t, a_t, obs_{t+1}) of demonstrations of ``env`` recorded in the store at ``path``.
+class TransitionDataModule(RolloutDataModule):
+    """Transitions (obs_t, a_t, obs_{t+1}) of demonstrations of ``env`` recorded in a rollout store, split by
+    episode: what LDD's dynamics models train on (this one for text grids; NetHack's in
+    lit_rlseq.ldd.nethack_dynamics).
 
-    A batch is ``{"obs": obs_t (the encoder's keys, [B, ...]), "action": [B], "next_name": [B, H, W, P, Nw],
-    "next_name_len": [B, H, W, P]}``.
+    Before any training it checks the store against the env: the store exists and holds episodes, it was
+    recorded on ``env``, it has every field the model reads (``obs/<key>`` of the env's dtype and shape, an
+    integer ``action`` per transition), and, once loaded, that every action is one of the env's. Subclasses
+    add their own checks (``check_env``, ``check_metadata``, ``check_contents``). A batch is
+    ``{"obs": {key: obs_t [B, ...]}, "action": [B], "next_obs": {key: obs_{t+1} [B, ...]}}``.
     """
+
+    collect_command = COLLECT_COMMAND  # how to record the demonstrations (named in errors)
 
     def __init__(
         self,
         path: str,
         env: str,
+        obs_keys: tuple[str, ...],
+        env_kwargs: dict[str, Any] | None = None,
         select: dict[str, Any] | None = None,
         batch_size: int = 100,
         val_fraction: float = 0.15,
         seed: int = 0,
         num_workers: int = 0,
     ):
-        """
-        Args:
-            path: the demonstration store (written by ``lightning collect``).
-            env: the environment id the demonstrations must come from (e.g. rtfm:groups_simple_stationary);
-                its vocabulary and observation layout are checked against the store's.
-            select: episode tag filters (e.g. ``{"run_id": "expert"}``; see RolloutStore.episodes).
-            batch_size: transitions per batch.
-            val_fraction: share of the episodes held out for validation.
-            seed: seeds the split by episode and the shuffle order.
-            num_workers: DataLoader worker processes.
-        """
         super().__init__(
-            path=path, window=1, batch_size=batch_size, fields=FIELDS, stride=1, val_fraction=val_fraction,
-            select=select, seed=seed, num_workers=num_workers,
+            path=path, window=1, batch_size=batch_size, fields=[f"obs/{key}" for key in obs_keys] + ["action"],
+            stride=1, val_fraction=val_fraction, select=select, seed=seed, num_workers=num_workers,
         )
         self.env_id = env
-        probe = make_vector_env(env, num_envs=1, seed=0)
-        env_vocab = getattr(probe, "vocab", None)
-        observation_space = probe.single_observation_space
-        self.num_actions = int(probe.single_action_space.n)
-        probe.close()
-        if env_vocab is None:
-            raise UserError(f"data.init_args.env={env!r} is not a text-grid environment (it has no vocabulary)")
-        placements = observation_space["name"].shape[2]
-        if placements != 1:
-            raise UserError(
-                f"{env} has {placements} placements per cell; the dynamics model predicts one placement per cell "
-                "(see lit_rlseq.nn.text_grid_dynamics)"
-            )
-        self.vocab: list[str] = self._check_store(env_vocab.words, env_vocab.fingerprint(), observation_space)
+        self.obs_keys = tuple(obs_keys)
+        probe = make_vector_env(env, num_envs=1, seed=0, **dict(env_kwargs or {}))
+        try:
+            self.num_actions = int(probe.single_action_space.n)
+            observation_space = probe.single_observation_space
+            self.check_env(probe)
+        finally:
+            probe.close()
+        self._check_store(observation_space)
         self._contents_checked = False
 
+    # -- what subclasses check -------------------------------------------------------------------------------
+    def check_env(self, env: gym.vector.VectorEnv) -> None:
+        """Raises UserError when ``env`` is not one this model reads."""
+
+    def check_metadata(self, metadata: dict[str, Any]) -> None:
+        """Raises (``self._mismatch``) when the store's metadata does not fit the env."""
+
+    def check_contents(self, fields: dict[str, np.ndarray]) -> None:
+        """Raises (``self._mismatch``) when loaded observations are out of range."""
+
+    # -- the checks ------------------------------------------------------------------------------------------
     def _mismatch(self, message: str) -> DataError:
         return DataError(
             f"demonstration store {self.path}: {message}\n  record demonstrations of {self.env_id} with: "
-            f"{COLLECT_COMMAND} (data.init_args.env: {self.env_id}), or point data.init_args.path at such a store"
+            f"{self.collect_command} (data.init_args.env: {self.env_id}), or point data.init_args.path at such "
+            "a store"
         )
 
-    def _check_store(self, words: list[str], fingerprint: str, observation_space: gym.spaces.Dict) -> list[str]:
-        """Checks the store's metadata and schema against the env; returns the store's vocabulary."""
+    def _check_store(self, observation_space: gym.spaces.Dict) -> None:
+        """Checks the store's metadata and schema against the env."""
         if not Path(self.path).exists():
-            raise MissingArtifactError("demonstration store", self.path, produce_with=COLLECT_COMMAND)
+            raise MissingArtifactError("demonstration store", self.path, produce_with=self.collect_command)
         with RolloutStore(self.path) as store:
             schema, metadata = store.schema, store.metadata
         if schema is None:
@@ -131,20 +136,10 @@ class DynamicsDataModule(RolloutDataModule):
             raise self._mismatch(
                 f"it was recorded on env {found_env!r}, expected {self.env_id!r} (data.init_args.env)"
             )
-        found_fingerprint = metadata.get("vocab_fingerprint")
-        if found_fingerprint != fingerprint:
-            raise self._mismatch(
-                f"its vocabulary fingerprint is {found_fingerprint!r}, expected {fingerprint!r} (the vocabulary of "
-                f"{self.env_id}, {len(words)} words): its word ids mean other words"
-            )
-        if metadata.get("vocab") != words:
-            raise self._mismatch(
-                f"its vocabulary list (metadata key 'vocab') is not the {len(words)} words of {self.env_id}, although "
-                "its fingerprint matches: the metadata is corrupt"
-            )
+        self.check_metadata(metadata)
         expected = {
             f"obs/{key}": FieldSpec("state", np.dtype(observation_space[key].dtype).str, observation_space[key].shape)
-            for key in OBS_KEYS
+            for key in self.obs_keys
         }
         for name, spec in expected.items():
             found = schema.get(name)
@@ -167,17 +162,108 @@ class DynamicsDataModule(RolloutDataModule):
                 f"its behaviour_logits have {logits.shape} action columns, but {self.env_id} has "
                 f"{self.num_actions} actions"
             )
-        return list(metadata["vocab"])
 
     def setup(self, stage: str | None = None) -> None:
         super().setup(stage)
         if not self._contents_checked:
-            self._check_contents()
+            self.check_contents(self.episodes.fields)
+            self._check_actions()
             self._contents_checked = True
 
-    def _check_contents(self) -> None:
-        """Word ids, lengths and actions of every loaded transition are in range (corrupt demos never train)."""
-        fields, episodes = self.episodes.fields, self.episodes
+    def _check_actions(self) -> None:
+        actions = self.episodes.fields["action"]
+        bad_actions = (actions < 0) | (actions >= self.num_actions)
+        if bad_actions.any():
+            raise self._mismatch(
+                f"field 'action' holds actions in [{int(actions.min())}, {int(actions.max())}] (first in "
+                f"{self._where(bad_actions, self.episodes.transition_offsets)}), but {self.env_id} has actions "
+                f"0..{self.num_actions - 1}: the demonstrations are corrupt"
+            )
+
+    def _where(self, bad_rows: np.ndarray, offsets: np.ndarray) -> str:
+        """Names the episode of the first bad row: its shard, position and run."""
+        episode = int(np.searchsorted(offsets, np.flatnonzero(bad_rows)[0], side="right")) - 1
+        ref = self.episodes.refs[episode]
+        return f"episode {ref.position} of shard {ref.shard}, run {ref.tags.run_id!r}"
+
+    def transform_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        # Windows of one transition never run past their episode, so every row is real (batch["mask"] is True).
+        return {
+            "obs": {key: batch[f"obs/{key}"][:, 0] for key in self.obs_keys},
+            "action": batch["action"][:, 0],
+            "next_obs": {key: batch[f"obs/{key}"][:, 1] for key in self.obs_keys},
+        }
+
+
+class DynamicsDataModule(TransitionDataModule):
+    """Transitions (obs_t, a_t, obs_{t+1}) of text-grid demonstrations of ``env`` recorded in the store at
+    ``path``; besides TransitionDataModule's checks, the store's vocabulary must be the env's and every word id
+    and length in range.
+
+    A batch is ``{"obs": obs_t (the encoder's keys, [B, ...]), "action": [B], "next_name": [B, H, W, P, Nw],
+    "next_name_len": [B, H, W, P]}``.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        env: str,
+        select: dict[str, Any] | None = None,
+        batch_size: int = 100,
+        val_fraction: float = 0.15,
+        seed: int = 0,
+        num_workers: int = 0,
+        env_kwargs: dict[str, Any] | None = None,
+    ):
+        """
+        Args:
+            path: the demonstration store (written by ``lightning collect``).
+            env: the environment id the demonstrations must come from (e.g. rtfm:groups_simple_stationary);
+                its vocabulary and observation layout are checked against the store's.
+            env_kwargs: the env's options (e.g. Touchdown's ``root`` and ``layout: text_grid``).
+            select: episode tag filters (e.g. ``{"run_id": "expert"}``; see RolloutStore.episodes).
+            batch_size: transitions per batch.
+            val_fraction: share of the episodes held out for validation.
+            seed: seeds the split by episode and the shuffle order.
+            num_workers: DataLoader worker processes.
+        """
+        super().__init__(
+            path=path, env=env, obs_keys=OBS_KEYS, env_kwargs=env_kwargs, select=select, batch_size=batch_size,
+            val_fraction=val_fraction, seed=seed, num_workers=num_workers,
+        )
+
+    def check_env(self, env: gym.vector.VectorEnv) -> None:
+        env_vocab = getattr(env, "vocab", None)
+        if env_vocab is None:
+            raise UserError(
+                f"data.init_args.env={self.env_id!r} is not a text-grid environment (it has no vocabulary)"
+            )
+        placements = env.single_observation_space["name"].shape[2]
+        if placements != 1:
+            raise UserError(
+                f"{self.env_id} has {placements} placements per cell; the dynamics model predicts one placement "
+                "per cell (see lit_rlseq.nn.text_grid_dynamics)"
+            )
+        self._env_words, self._env_fingerprint = list(env_vocab.words), env_vocab.fingerprint()
+
+    def check_metadata(self, metadata: dict[str, Any]) -> None:
+        words, fingerprint = self._env_words, self._env_fingerprint
+        found_fingerprint = metadata.get("vocab_fingerprint")
+        if found_fingerprint != fingerprint:
+            raise self._mismatch(
+                f"its vocabulary fingerprint is {found_fingerprint!r}, expected {fingerprint!r} (the vocabulary of "
+                f"{self.env_id}, {len(words)} words): its word ids mean other words"
+            )
+        if metadata.get("vocab") != words:
+            raise self._mismatch(
+                f"its vocabulary list (metadata key 'vocab') is not the {len(words)} words of {self.env_id}, although "
+                "its fingerprint matches: the metadata is corrupt"
+            )
+        self.vocab: list[str] = list(metadata["vocab"])
+
+    def check_contents(self, fields: dict[str, np.ndarray]) -> None:
+        """Word ids and lengths of every loaded transition are in range (corrupt demos never train)."""
+        episodes = self.episodes
         vocab_size = len(self.vocab)
         for key in TEXT_KEYS:
             ids, lengths = fields[f"obs/{key}"], fields[f"obs/{key}_len"]
@@ -197,28 +283,14 @@ class DynamicsDataModule(RolloutDataModule):
                     f"{self._where(bad_lengths, episodes.state_offsets)}), expected [{min_length}, {ids.shape[-1]}]: "
                     "the demonstrations are corrupt"
                 )
-        actions = fields["action"]
-        bad_actions = (actions < 0) | (actions >= self.num_actions)
-        if bad_actions.any():
-            raise self._mismatch(
-                f"field 'action' holds actions in [{int(actions.min())}, {int(actions.max())}] (first in "
-                f"{self._where(bad_actions, episodes.transition_offsets)}), but {self.env_id} has actions "
-                f"0..{self.num_actions - 1}: the demonstrations are corrupt"
-            )
-
-    def _where(self, bad_rows: np.ndarray, offsets: np.ndarray) -> str:
-        """Names the episode of the first bad row: its shard, position and run."""
-        episode = int(np.searchsorted(offsets, np.flatnonzero(bad_rows)[0], side="right")) - 1
-        ref = self.episodes.refs[episode]
-        return f"episode {ref.position} of shard {ref.shard}, run {ref.tags.run_id!r}"
 
     def transform_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
-        # Windows of one transition never run past their episode, so every row is real (batch["mask"] is True).
+        transitions = super().transform_batch(batch)
         return {
-            "obs": {key: batch[f"obs/{key}"][:, 0] for key in OBS_KEYS},
-            "action": batch["action"][:, 0],
-            "next_name": batch["obs/name"][:, 1],
-            "next_name_len": batch["obs/name_len"][:, 1],
+            "obs": transitions["obs"],
+            "action": transitions["action"],
+            "next_name": transitions["next_obs"]["name"],
+            "next_name_len": transitions["next_obs"]["name_len"],
         }
 
 
@@ -313,10 +385,10 @@ def read_checkpoint(path: Path, kind: str, what: str, fit_command: str, vocab: l
             f"{path} is not a {what} checkpoint ({found!r}, expected {kind!r}); pass the checkpoint written by: "
             f"{fit_command}"
         )
-    trained_on = checkpoint["hyper_parameters"]["vocab"]
-    if vocab is not None and list(trained_on) != list(vocab):
+    trained_on = checkpoint["hyper_parameters"].get("vocab") if vocab is not None else None
+    if vocab is not None and list(trained_on or []) != list(vocab):
         raise DataError(
-            f"{what} checkpoint {path} was trained on another vocabulary ({len(trained_on)} words) than the one "
+            f"{what} checkpoint {path} was trained on another vocabulary ({len(trained_on or [])} words) than the one "
             f"given ({len(vocab)} words): its word embeddings would mean other words"
         )
     return checkpoint
@@ -349,8 +421,15 @@ class DynamicsMetricsPlot(L.Callback):
     """After every validation: ``dynamics_metrics.csv`` and ``.png`` in the logger's directory (rank 0 only).
 
     One row per epoch with the model's and the copy baseline's validation metrics; rows from before a resume
-    are kept.
+    are kept. The plot has one panel per name in ``metrics`` (``val/<name>``, ``val/changed_<name>`` and their
+    ``copy_`` twins, where logged), titled by ``titles``; ``baseline`` names the copy baseline in the legend.
     """
+
+    def __init__(self, metrics: tuple[str, ...] = ("token_acc", "cell_acc"),
+                 titles: tuple[str, ...] = ("token accuracy", "cell exact match"), baseline: str = "nothing moves"):
+        if len(metrics) != len(titles) or not metrics:
+            raise UserError(f"DynamicsMetricsPlot: one title per metric, got metrics {metrics} and titles {titles}")
+        self.metrics, self.titles, self.baseline = tuple(metrics), tuple(titles), baseline
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -369,7 +448,7 @@ class DynamicsMetricsPlot(L.Callback):
             writer = csv.DictWriter(f, fieldnames=columns, restval="")
             writer.writeheader()
             writer.writerows(rows)
-        plot_metrics(rows, directory / "dynamics_metrics.png")
+        plot_metrics(rows, directory / "dynamics_metrics.png", self.metrics, self.titles, self.baseline)
 
 
 def read_rows(path: Path) -> list[dict[str, float]]:
@@ -379,12 +458,14 @@ def read_rows(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) if v != "" else math.nan for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def plot_metrics(rows: list[dict[str, float]], path: Path) -> None:
-    """Token accuracy and cell exact match per epoch, all cells and changed cells, model vs copy baseline."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric, title in zip(axes, ("token_acc", "cell_acc"), ("token accuracy", "cell exact match")):
+def plot_metrics(rows: list[dict[str, float]], path: Path, metrics: tuple[str, ...] = ("token_acc", "cell_acc"),
+                 titles: tuple[str, ...] = ("token accuracy", "cell exact match"), baseline: str = "nothing moves"
+                 ) -> None:
+    """Each metric per epoch (one panel each), all cells and changed cells, model vs copy baseline."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
+    for ax, metric, title in zip(axes[0], metrics, titles):
         for cells, color in (("", "C0"), ("changed_", "C1")):
-            for prefix, style, who in (("", "-", "model"), ("copy_", "--", "nothing moves")):
+            for prefix, style, who in (("", "-", "model"), ("copy_", "--", baseline)):
                 key = f"val/{prefix}{cells}{metric}"
                 points = [(r["epoch"], r[key]) for r in rows if not math.isnan(r.get(key, math.nan))]
                 if points:

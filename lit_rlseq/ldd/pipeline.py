@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +46,14 @@ SMOKE = {
 }
 
 
-def plan(out: Path, seeds: list[int], scale: str, rl_extra: list[str], smoke: bool = False) -> list[Stage]:
+def plan(out: Path, seeds: list[int], scale: str, rl_extra: list[str], smoke: bool = False,
+         system: str = "ldd_rtfm", smoke_args: dict[str, list[str]] | None = None,
+         demos_from_baseline: bool = False) -> list[Stage]:
+    """The stages of LDD on ``system``: its configs are ``configs/<system>_baseline.yaml``, ``_collect``,
+    ``_dynamics`` and ``<system>.yaml``. ``smoke_args``: the --smoke overrides per stage kind (default SMOKE);
+    ``demos_from_baseline``: record the demonstrations with the first seed's baseline checkpoint."""
     lightning = [sys.executable, "-m", "lit_rlseq"]
-    extra = {k: (v if smoke else []) for k, v in SMOKE.items()}
+    extra = {k: (v if smoke else []) for k, v in (SMOKE if smoke_args is None else smoke_args).items()}
     rl_extra = extra["rl"] + rl_extra
     runs_root, run_name = out.parent, out.name  # loggers write to <save_dir>/<name>
     demos = out / "demos"
@@ -60,18 +66,20 @@ def plan(out: Path, seeds: list[int], scale: str, rl_extra: list[str], smoke: bo
             f"--trainer.logger.init_args.name={run_name}/{method}/seed{seed}", *args, *rl_extra,
         ], out / method / f"seed{seed}", key=f"{method} {seed}")
 
-    stages = [rl_stage("baseline", "baseline", "ldd_rtfm_baseline", seed) for seed in seeds]
+    stages = [rl_stage("baseline", "baseline", f"{system}_baseline", seed) for seed in seeds]
+    teacher = [f"--ckpt_path={out / 'baseline' / f'seed{seeds[0]}' / 'checkpoints' / 'last.ckpt'}"] \
+        if demos_from_baseline else []
     stages.append(Stage("demonstrations", [
-        *lightning, "collect", *config_args("ldd_rtfm_collect", scale), f"--data.init_args.store={demos}",
+        *lightning, "collect", *config_args(f"{system}_collect", scale), *teacher, f"--data.init_args.store={demos}",
         *extra["collect"],
     ], None))
     stages.append(Stage("dynamics model", [
-        *lightning, "fit", *config_args("ldd_rtfm_dynamics", scale), f"--data.init_args.path={demos}",
+        *lightning, "fit", *config_args(f"{system}_dynamics", scale), f"--data.init_args.path={demos}",
         f"--trainer.logger.init_args.save_dir={runs_root}", f"--trainer.logger.init_args.name={run_name}/dynamics",
         *extra["dynamics"],
     ], dynamics))
     checkpoint = f"--model.init_args.dynamics_checkpoint={dynamics / 'checkpoints' / 'best.ckpt'}"
-    stages += [rl_stage("ldd", "LDD", "ldd_rtfm", seed, checkpoint) for seed in seeds]
+    stages += [rl_stage("ldd", "LDD", system, seed, checkpoint) for seed in seeds]
     return stages
 
 
@@ -101,19 +109,22 @@ def mean_std(values: list[float]) -> str:
 
 
 def random_levels(out: Path, envs: dict[str, str | tuple[str, dict]], episodes: int = RANDOM_LEVEL_EPISODES,
-                  name: str = "random_level") -> dict[str, float]:
-    """The uniform random policy's success rate in each evaluation env (an env id, or an id and its env
-    kwargs), measured once and kept in ``<out>/<name>.json``."""
+                  name: str = "random_level", keys: dict[str, str] | None = None) -> dict[str, float]:
+    """The uniform random policy's level in each evaluation env (an env id, or an id and its env kwargs):
+    per split, its success rate, or the number named in ``keys[split]`` (any key of ``random_policy_level``'s
+    result, e.g. "return" or NetHack's "depth"); measured once and kept in ``<out>/<name>.json``."""
     path = out / f"{name}.json"
     cached = json.loads(path.read_text()) if path.exists() else {}
     envs = {split: (env, {}) if isinstance(env, str) else (env[0], dict(env[1])) for split, env in envs.items()}
     wanted = {split: f"{env_id} {kwargs} ({episodes} episodes)" for split, (env_id, kwargs) in envs.items()}
-    if cached.get("measured") != wanted:
-        success = {split: random_policy_level(env_id, episodes, env_kwargs=kwargs)["success"]
-                   for split, (env_id, kwargs) in envs.items()}
-        cached = {"measured": wanted, "success": success}
+    if cached.get("measured") != wanted or "levels" not in cached:
+        levels = {split: random_policy_level(env_id, episodes, env_kwargs=kwargs, num_envs=min(100, episodes))
+                  for split, (env_id, kwargs) in envs.items()}
+        cached = {"measured": wanted, "success": {split: level["success"] for split, level in levels.items()},
+                  "levels": levels}
         path.write_text(json.dumps(cached, indent=1) + "\n")
-    return cached["success"]
+    keys = keys or {}
+    return {split: cached["levels"][split][keys.get(split, "success")] for split in envs}
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,11 @@ class Comparison:
     split_title: str = "{split} assignments"
     title: str = "RTFM S1: LDD vs IMPALA baseline"
     name: str = "comparison"  # <out>/<name>.{md,png}
+    measure: str = "greedy win rate"  # what the metrics are (heading, y axis)
+    column: str = "win rate {split}"  # table column of each metric
+    random_keys: tuple[tuple[str, str], ...] = ()  # split -> the random level's number (default "success")
+    random_episodes: int = RANDOM_LEVEL_EPISODES
+    sharey: bool = True  # one y axis for every panel (False: metrics of different units)
 
 
 def compare(out: Path, seeds: list[int], wall: dict[str, float], spec: Comparison = Comparison()) -> str:
@@ -142,10 +158,11 @@ def compare(out: Path, seeds: list[int], wall: dict[str, float], spec: Compariso
     checkpoints = sorted({r[FRAMES] for rows in baseline.values() for r in rows if r[FRAMES] <= budget})
     halfway = checkpoints[len(checkpoints) // 2 - 1] if len(checkpoints) > 1 else budget
     lines = [
-        f"{spec.heading}, greedy win rate (mean ± std over seeds {sorted(baseline)} / {sorted(ldd)}), "
+        f"{spec.heading}, {spec.measure} (mean ± std over seeds {sorted(baseline)} / {sorted(ldd)}), "
         f"{spec.split_note}",
         "",
-        "| method | frames | " + " | ".join(f"win rate {split}" for split in metrics) + " | wall time (s, per seed) |",
+        "| method | frames | " + " | ".join(spec.column.format(split=split) for split in metrics)
+        + " | wall time (s, per seed) |",
         "|---|---|" + "---|" * len(metrics) + "---|",
     ]
     for label, runs, key in ((spec.labels[0], baseline, spec.methods[0]), (spec.labels[1], ldd, spec.methods[1])):
@@ -154,8 +171,8 @@ def compare(out: Path, seeds: list[int], wall: dict[str, float], spec: Compariso
             rates = [mean_std([at_frames(rows, frames, metric) for rows in runs.values()]) for metric in metrics.values()]
             time_text = mean_std(seconds) if frames == budget else ""
             lines.append(f"| {label} | {frames:,.0f} | {' | '.join(rates)} | {time_text} |")
-    level = random_levels(out, dict(spec.random_envs), name=f"random_level_{spec.name}"
-                          if spec.name != "comparison" else "random_level")
+    level = random_levels(out, dict(spec.random_envs), spec.random_episodes, keys=dict(spec.random_keys),
+                          name=f"random_level_{spec.name}" if spec.name != "comparison" else "random_level")
     lines.append("| random policy | | " + " | ".join(f"{level[split]:.3f}" for split in metrics) + " | |")
     plot_comparison(out, baseline, ldd, budget, level, spec)
     lines += ["", f"learning curves: {out / (spec.name + '.png')}"]
@@ -169,7 +186,8 @@ def plot_comparison(out: Path, baseline: dict, ldd: dict, budget: float,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(spec.metrics), figsize=(5.5 * len(spec.metrics), 4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(spec.metrics), figsize=(5.5 * len(spec.metrics), 4), sharey=spec.sharey,
+                             squeeze=False)
     axes = axes[0]
     for ax, (split, metric) in zip(axes, spec.metrics):
         for label, runs, colour in ((spec.labels[0], baseline, "tab:blue"), (spec.labels[1], ldd, "tab:orange")):
@@ -183,7 +201,7 @@ def plot_comparison(out: Path, baseline: dict, ldd: dict, budget: float,
         ax.set_title(spec.split_title.format(split=split))
         ax.set_xlabel("frames")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("greedy win rate")
+    axes[0].set_ylabel(spec.measure)
     axes[0].legend()
     fig.suptitle(spec.title)
     fig.tight_layout()
@@ -191,10 +209,13 @@ def plot_comparison(out: Path, baseline: dict, ldd: dict, budget: float,
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bin/ldd-rtfm", description=__doc__,
+def main(argv: list[str] | None = None, prog: str = "bin/ldd-rtfm", description: str | None = __doc__,
+         default_out: Path = Path("runs/ldd_rtfm"), make_plan: Callable[..., list[Stage]] = plan,
+         make_comparison: Callable[[bool], Comparison] = lambda smoke: Comparison()) -> int:
+    """The command line of an LDD pipeline (``make_plan``: its stages, ``make_comparison(smoke)``: its table)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("runs/ldd_rtfm"), help="where every stage writes")
+    parser.add_argument("--out", type=Path, default=default_out, help="where every stage writes")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the RL stages")
     parser.add_argument("--scale", choices=["small", "paper"], default="small")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
@@ -203,11 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out.resolve()
     wall: dict[str, float] = {}
-    for stage in plan(out, args.seeds, args.scale, args.rl_extra, smoke=args.smoke):
+    for stage in make_plan(out, args.seeds, args.scale, args.rl_extra, smoke=args.smoke):
         wall[stage.key or stage.name] = run_stage(stage, args.dry_run)
     if args.dry_run:
         return 0
-    report = compare(out, args.seeds, wall)
+    report = compare(out, args.seeds, wall, make_comparison(args.smoke))
     (out / "comparison.md").write_text(report + "\n")
     print("\n" + report)
     return 0

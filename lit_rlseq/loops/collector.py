@@ -75,6 +75,7 @@ class Collector:
             )
         self.env = env
         self.num_envs = env.num_envs
+        self.episode_info: tuple[str, ...] = tuple(getattr(env, "episode_info", ()))  # see lit_rlseq.envs
         self.generator = torch.Generator().manual_seed(seed)
         space = env.single_action_space
         self.continuous = isinstance(space, gym.spaces.Box)
@@ -175,6 +176,7 @@ class Collector:
             torch.from_numpy(self._episode_return[ended].astype(np.float32)),
             torch.from_numpy(self._episode_length[ended].copy()),
             torch.from_numpy(success),
+            {key: torch.from_numpy(episode_info(info, key, ended)) for key in self.episode_info},
         )
         self._episode_return[ended] = 0.0
         self._episode_length[ended] = 0
@@ -268,9 +270,7 @@ class Collector:
             ended = np.flatnonzero(done)
             keep = active[ended]
             if keep.any():
-                results.append(
-                    EpisodeStats(stats.episode_return[keep], stats.length[keep], stats.success[keep])
-                )
+                results.append(stats.select(torch.from_numpy(keep)))
             for j, i in enumerate(ended):
                 if not active[i]:
                     continue
@@ -280,6 +280,15 @@ class Collector:
                                          bool(terminated[i])))
                     steps[i] = []
         return EpisodeStats.cat(results) if results else EpisodeStats.empty()
+
+
+def episode_info(info: dict[str, Any], key: str, ended: np.ndarray) -> np.ndarray:
+    """``info[key]`` of the envs ``ended`` as float32, NaN where the env did not report it (its ``_key`` mask)."""
+    values = np.full(len(ended), np.nan, dtype=np.float32)
+    if key in info:
+        reported = np.asarray(info.get(f"_{key}", np.ones(len(info[key]), dtype=bool)), dtype=bool)[ended]
+        values[reported] = np.asarray(info[key], dtype=np.float32)[ended][reported]
+    return values
 
 
 class _Step(NamedTuple):

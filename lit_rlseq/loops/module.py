@@ -28,17 +28,35 @@ def linear_decay(frames: int, decay_frames: float) -> float:
 
 
 class EpisodeMetrics(nn.Module):
-    def __init__(self):
+    """Means of episode return, length, success and of the env's extra per-episode numbers (``info``: the
+    names in the env's ``episode_info``, e.g. NetHack's depth), logged as ``<prefix>/<name>``."""
+
+    def __init__(self, info: tuple[str, ...] = ()):
         super().__init__()
         self.episode_return = MeanMetric(nan_strategy="ignore")
         self.length = MeanMetric(nan_strategy="ignore")
         self.success = MeanMetric(nan_strategy="ignore")
+        self.info = nn.ModuleDict()
+        self.add_info(info)
+
+    def add_info(self, names: tuple[str, ...]) -> None:
+        reserved = {"return", "length", "success"}
+        for name in names:
+            if name in reserved:
+                raise UserError(f"an env's episode_info may not be named {sorted(reserved)}, got {name!r}")
+            if name not in self.info:
+                self.info[name] = MeanMetric(nan_strategy="ignore").to(self.episode_return.device)
 
     def update(self, stats: EpisodeStats) -> None:
         device = self.episode_return.device
         self.episode_return.update(stats.episode_return.to(device))
         self.length.update(stats.length.to(device, torch.float32))
         self.success.update(stats.success.to(device))
+        for name, metric in self.info.items():
+            values = stats.info.get(name)
+            if values is None:
+                values = torch.full((len(stats),), float("nan"))
+            metric.update(values.to(device))
 
     def log_to(self, module: L.LightningModule, prefix: str, **kwargs: Any) -> None:
         """Every rank must call this (the same calls in the same order), even with no new episodes."""
@@ -46,6 +64,8 @@ class EpisodeMetrics(nn.Module):
         module.log(f"{prefix}/return", self.episode_return, **kwargs)
         module.log(f"{prefix}/length", self.length, **kwargs)
         module.log(f"{prefix}/success", self.success, **kwargs)
+        for name, metric in self.info.items():
+            module.log(f"{prefix}/{name}", metric, **kwargs)
 
 
 class OnlineRLModule(L.LightningModule):
@@ -62,10 +82,13 @@ class OnlineRLModule(L.LightningModule):
         self._epoch_start: tuple[float, int] | None = None
 
     def setup(self, stage: str) -> None:
-        names = sorted(getattr(self.trainer.datamodule, "eval_envs", {}) or {})
+        datamodule = self.trainer.datamodule
+        info = tuple(getattr(datamodule, "episode_info", ()) or ())  # the env's extra per-episode numbers
+        self.train_episodes.add_info(info)
+        names = sorted(getattr(datamodule, "eval_envs", {}) or {})
         for name in names:
             if _metrics_key(name) not in self.eval_episodes:
-                self.eval_episodes[_metrics_key(name)] = EpisodeMetrics().to(self.device)
+                self.eval_episodes[_metrics_key(name)] = EpisodeMetrics(info).to(self.device)
 
     # -- training-side bookkeeping -------------------------------------------------------------------
     def count_frames(self, frames_this_rank: int) -> None:

@@ -209,6 +209,8 @@ class OnlineDataModule(L.LightningDataModule):
         self.num_actions, self.action_dim, self.obs_dim = env_shapes(probe)
         vocab = getattr(probe, "vocab", None)
         self.vocab: list[str] | None = list(vocab.words) if vocab is not None else None
+        # Extra per-episode numbers the env reports (e.g. NetHack's depth); the learner logs their means.
+        self.episode_info: tuple[str, ...] = tuple(getattr(probe, "episode_info", ()))
         probe.close()
 
         self._stream: UnrollStream | None = None

@@ -21,7 +21,7 @@ uses, while ``episodes`` reports the environment's own returns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 
@@ -33,6 +33,9 @@ class EpisodeStats:
     episode_return: torch.Tensor  # float32 [n]
     length: torch.Tensor  # int64 [n]
     success: torch.Tensor  # float32 [n]; 1.0 / 0.0, NaN where the env reports no success flag
+    # More per-episode numbers the env reports when an episode ends (its ``episode_info`` keys, see
+    # lit_rlseq.envs; e.g. NetHack's "depth"): float32 [n] each, NaN where the env did not report one.
+    info: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @staticmethod
     def empty() -> EpisodeStats:
@@ -40,7 +43,22 @@ class EpisodeStats:
 
     @staticmethod
     def cat(parts: list[EpisodeStats]) -> EpisodeStats:
-        return EpisodeStats(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(EpisodeStats)))
+        keys = sorted({key for part in parts for key in part.info})
+        info = {
+            key: torch.cat([part.info.get(key, torch.full((len(part),), float("nan"))) for part in parts])
+            for key in keys
+        }
+        return EpisodeStats(
+            torch.cat([p.episode_return for p in parts]),
+            torch.cat([p.length for p in parts]),
+            torch.cat([p.success for p in parts]),
+            info,
+        )
+
+    def select(self, keep: torch.Tensor) -> EpisodeStats:
+        """The episodes where the bool mask ``keep`` [n] is true."""
+        return EpisodeStats(self.episode_return[keep], self.length[keep], self.success[keep],
+                            {key: value[keep] for key, value in self.info.items()})
 
     def __len__(self) -> int:
         return len(self.length)
