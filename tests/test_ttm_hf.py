@@ -95,6 +95,7 @@ def test_cli_fine_tunes_and_the_student_plays_from_the_checkpoint_alone(tmp_path
     checkpoint = tmp_path / "ttm_cooking" / "lm_hf" / "checkpoints" / "last.ckpt"
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
     assert saved["hf_config"]["model_type"] == "gpt2" and saved["hyper_parameters"]["hf_model"] == str(directory)
+    assert saved["hyper_parameters"]["completion_tokens"] > 0  # recorded from the data for the student's prompts
     trained = saved["state_dict"]["gpt.model.transformer.h.0.mlp.c_fc.weight"]
     fresh = HFCausalLM.from_directory(directory).model.transformer.h[0].mlp.c_fc.weight
     assert not torch.equal(trained, fresh)  # two optimiser steps changed the weights

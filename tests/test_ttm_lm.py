@@ -104,6 +104,20 @@ def test_student_parses_and_filters_actions(tmp_path):
     assert act.generated.count("\n") <= 1 and len(act.action) <= 50  # unfiltered: whatever it wrote
 
 
+def test_student_prompt_ends_where_the_training_prompts_ended(tmp_path):
+    data = FinetuneDataModule(str(write_jsonl(tmp_path / "d.jsonl", CORPUS)), vocab_size=300, block_size=64)
+    tok = load_tokenizer(data.tokenizer)
+    assert data.completion_tokens == max(len(tok.encode(r["completion"]).ids) for r in CORPUS)
+    model = tiny_lm(data.tokenizer)
+    long_prompt = "goal: eat\n" + "state: [you see a banana]\n" * 20
+    assert model._encode_prompt(long_prompt).shape[1] == 64 - 20  # nothing recorded: min(max_new_tokens, 64 / 2)
+    model.hparams.completion_tokens = data.completion_tokens  # what setup("fit") records from the data
+    assert model._encode_prompt(long_prompt).shape[1] == 64 - data.completion_tokens
+    # the training example with the same prompt starts its completion at that position too (up to its length)
+    ids, start, _ = encode_example(tok, long_prompt, CORPUS[0]["completion"], 64)
+    assert start == 65 - len(tok.encode(CORPUS[0]["completion"]).ids) >= 64 - data.completion_tokens
+
+
 def test_action_likelihoods_match_a_full_forward_pass(tmp_path):
     data = FinetuneDataModule(str(write_jsonl(tmp_path / "d.jsonl", CORPUS)), vocab_size=300, block_size=64)
     model = tiny_lm(data.tokenizer).eval()

@@ -185,6 +185,9 @@ class FinetuneDataModule(L.LightningDataModule):
             rank_zero_info(f"FinetuneDataModule: {cut} of {len(rows)} prompts were cut from the left to fit "
                            f"block_size {block_size} (their oldest steps dropped)")
         self.cut_prompts = cut
+        # The longest completion: the student keeps this much room after its prompt, so its completions start
+        # where the training completions did (the model's positions are learnt).
+        self.completion_tokens = max(len(ids) - start for ids, start in rows)
         order = np.random.default_rng(seed).permutation(len(rows))
         n_val = int(round(val_fraction * len(rows))) if len(rows) > 1 else 0
         self.val_rows = [rows[i] for i in order[:n_val]]
@@ -287,7 +290,7 @@ class TextLM(TextAgent):
             raise UserError(f"model.format={format!r} is not one of {FORMATS}")
         if filter not in FILTERS:
             raise UserError(f"model.filter={filter!r} is not one of {FILTERS}")
-        state, hf_config = None, None
+        state, hf_config, completion_tokens = None, None, None
         if init_from is not None:
             if not Path(init_from).is_file():
                 raise MissingArtifactError("TextLM checkpoint (model.init_from)", init_from,
@@ -307,6 +310,7 @@ class TextLM(TextAgent):
             n_layer, n_head, n_embd, block_size = (hp[k] for k in ("n_layer", "n_head", "n_embd", "block_size"))
             state = {k[len("gpt."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("gpt.")}
             hf_config = checkpoint.get("hf_config")
+            completion_tokens = hp.get("completion_tokens")
         elif hf_model is not None:
             from lit_rlseq.nn.hf_lm import hf_tokenizer_json
 
@@ -321,7 +325,8 @@ class TextLM(TextAgent):
         self.save_hyperparameters(ignore=["init_from"])
         # What was built, not what was asked for: under the CLI the saved hyperparameters are the given arguments
         # (its defaults for a student that takes its architecture from init_from).
-        self.hparams.update(tokenizer=tokenizer, n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size)
+        self.hparams.update(tokenizer=tokenizer, n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
+                            completion_tokens=completion_tokens)
         self.tok = load_tokenizer(tokenizer)
         self.stop_ids = newline_ids(self.tok)
         if hf_config is not None or (hf_model is not None and state is None):
@@ -384,6 +389,8 @@ class TextLM(TextAgent):
         if block is not None and block != self.hparams.block_size:
             raise UserError(f"data.block_size={block} differs from model.block_size={self.hparams.block_size}; "
                             "set both to the same value")
+        if stage == "fit" and getattr(data, "completion_tokens", None) is not None:
+            self.hparams.completion_tokens = data.completion_tokens  # saved with the checkpoint
 
     def on_fit_start(self) -> None:
         # The tokenizer beside the logs, so a later run can train on new data with the same one (data.tokenizer).
@@ -396,16 +403,22 @@ class TextLM(TextAgent):
         return torch.optim.AdamW(self.gpt.optim_groups(hp.weight_decay), lr=hp.lr, betas=tuple(hp.betas))
 
     # -- playing
+    def _room(self) -> int:
+        """Tokens kept free for the completion: the longest training completion (recorded at fit) or, for a
+        model that has none recorded, half the context; never more than max_new_tokens."""
+        hp = self.hparams
+        room = hp.get("completion_tokens") or hp.block_size // 2
+        return max(1, min(hp.max_new_tokens, room, hp.block_size - 1))
+
     def _encode_prompt(self, prompt: str) -> torch.Tensor:
-        budget = self.hparams.block_size - min(self.hparams.max_new_tokens, self.hparams.block_size // 2)
-        ids = self.tok.encode(prompt).ids[-budget:]
+        ids = self.tok.encode(prompt).ids[-(self.hparams.block_size - self._room()):]
         return torch.tensor([ids], dtype=torch.long, device=self.device)
 
     @torch.no_grad()
     def complete(self, prompt: str) -> str:
         """One sampled completion of ``prompt`` (up to and including the first newline, at most max_new_tokens
-        and never past the context: the prompt keeps its last ``block_size - min(max_new_tokens, block_size / 2)``
-        tokens)."""
+        and never past the context: the prompt keeps its last ``block_size - _room()`` tokens, as long as the
+        training prompts before the longest completion)."""
         hp = self.hparams
         idx = self._encode_prompt(prompt)
         # Within the context: past it, every new token would re-encode the whole (cropped) context.
