@@ -29,8 +29,9 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 
 from lit_rlseq.errors import MissingArtifactError, UserError
 
-# Data-derived shapes linked into the model (see LitRLSeqCLI.add_arguments_to_parser).
-LINKED_FROM_DATA = ("vocab", "num_actions", "action_dim", "obs_dim", "dataset_spec", "tokenizer")
+# Data-derived shapes (and the TTM data's Hugging Face model directory) linked into the model (see
+# LitRLSeqCLI.add_arguments_to_parser).
+LINKED_FROM_DATA = ("vocab", "num_actions", "action_dim", "obs_dim", "dataset_spec", "tokenizer", "hf_model")
 
 EXTRA_SUBCOMMANDS = {
     "collect": {"model", "dataloaders", "datamodule"},

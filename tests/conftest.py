@@ -125,6 +125,32 @@ def ttm_checkpoint(ttm_jsonl, tmp_path_factory):
     return out / "ttm_cooking" / "lm" / "checkpoints" / "last.ckpt"
 
 
+HF_TEXT = ["goal: You are hungry! Let's cook a delicious meal.\nstate: [-= Kitchen =- You see a knife on the table.] "
+           "fitness: 'high' batch_fitness: 'high'\n expectation: take knife from table: score up by 1 summary:  "
+           "length: 0 value: 1.00 action: [ take knife from table ]\n"] * 4
+
+
+def save_tiny_hf_model(path, positions: int = 256):
+    """A randomly initialised 1-layer GPT-2 and a small byte-level BPE tokenizer, saved with save_pretrained
+    (a local Hugging Face model directory made without the network)."""
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from lit_rlseq.ttm.lm import train_tokenizer
+
+    torch.manual_seed(0)
+    tok = train_tokenizer(HF_TEXT, vocab_size=400)
+    PreTrainedTokenizerFast(tokenizer_object=tok).save_pretrained(path)
+    config = GPT2Config(vocab_size=tok.get_vocab_size(), n_positions=positions, n_embd=32, n_layer=1, n_head=2,
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
+    GPT2LMHeadModel(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_model(tmp_path_factory):
+    return save_tiny_hf_model(tmp_path_factory.mktemp("hf_model") / "tiny_gpt2")
+
+
 # Trajectory Transformer artifacts (a Hopper-shaped dataset, tiny TT and BC checkpoints): tests/tt_fixtures.py
 from tests.tt_fixtures import bc_checkpoint, tt_checkpoint, tt_store  # noqa: E402,F401
 

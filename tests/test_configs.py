@@ -29,7 +29,7 @@ CONFIGS_BY_SYSTEM = {
     "ldd_touchdown": {"ldd_touchdown_baseline", "ldd_touchdown_collect", "ldd_touchdown_dynamics", "ldd_touchdown"},
     "ldd_alfworld": {"ldd_alfworld_baseline", "ldd_alfworld_collect", "ldd_alfworld_dynamics", "ldd_alfworld"},
     "ttm": {"ttm_cooking_teacher", "ttm_cooking_write_finetune", "ttm_cooking_finetune", "ttm_cooking_student_train",
-            "ttm_cooking_student_test"},
+            "ttm_cooking_student_test", "ttm_cooking_finetune_hf"},
     "trajectory": {"tt_hopper", "tt_hopper_bc", "tt_hopper_evaluate", "tt_hopper_bc_evaluate"},
 }
 
@@ -138,6 +138,10 @@ def ttm_command(name: str, tmp_path: Path, request) -> list[str]:
                 f"--finetune_path={tmp_path / 'out.jsonl'}"]
     if name == "ttm_cooking_finetune":
         return ["fit", f"--data.init_args.path={request.getfixturevalue('ttm_jsonl')}", *TINY_LM]
+    if name == "ttm_cooking_finetune_hf":  # the tiny GPT-2 saved by the fixture (256 positions)
+        return ["fit", f"--data.init_args.path={request.getfixturevalue('ttm_jsonl')}",
+                f"--data.init_args.hf_model={request.getfixturevalue('tiny_hf_model')}",
+                "--model.init_args.block_size=256", "--data.init_args.block_size=256"]
     play = ["play", f"--data.init_args.store={tmp_path / 'store'}", "--data.init_args.max_rollouts=1",
             "--data.init_args.games=1", f"--data.init_args.game_cache={request.getfixturevalue('cooking_cache')}"]
     if name.startswith("ttm_cooking_student"):

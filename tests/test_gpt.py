@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lit_rlseq.errors import UserError
-from lit_rlseq.nn.gpt import GPT, GPTConfig, sample_logits
+from lit_rlseq.nn.gpt import GPT, GPTConfig, generate_with_cache, sample_logits
 
 
 def small(**kw) -> GPT:
@@ -155,6 +155,16 @@ def test_generate_stops_once_every_row_produced_the_stop_token():
     out = model.generate(idx, 12, temperature=0, stop_token=stop)
     firsts = [next((i for i in range(5, 17) if full[row, i] == stop), 16) for row in range(2)]
     assert torch.equal(out, full[:, : max(firsts) + 1])  # ends when the later row first produced it
+
+
+def test_generate_with_several_stop_tokens_stops_at_the_first_of_any():
+    model = small()
+    idx = torch.randint(0, 23, (1, 5))
+    full = model.generate(idx, 12, temperature=0)
+    stops = [int(full[0, 9]), int(full[0, 7])]  # the second is produced first
+    first = next(i for i in range(5, 17) if int(full[0, i]) in stops)
+    out = generate_with_cache(model, idx, 12, model.config.block_size, temperature=0, stop_token=stops)
+    assert torch.equal(out, full[:, : first + 1]) and first <= 7
 
 
 def test_sample_logits_top_k_top_p_and_greedy():

@@ -72,16 +72,19 @@ def test_training_loss_falls_on_a_tiny_corpus(tmp_path):
     torch.manual_seed(0)
     data = FinetuneDataModule(str(write_jsonl(tmp_path / "d.jsonl", CORPUS)), vocab_size=300, block_size=64,
                               val_fraction=0.0)
-    model = tiny_lm(data.tokenizer, lr=3e-3)
+    assert_learns_the_completions(tiny_lm(data.tokenizer, lr=3e-3), data)
+
+
+def assert_learns_the_completions(model, data, steps: int = 60):
+    """Full-batch training on the corpus cuts the loss by 70 % and greedy generation reproduces a completion."""
     optimizer = model.configure_optimizers()
     batch = collate(data.train_rows)
     first = model._loss(batch).item()
-    for _ in range(60):
+    for _ in range(steps):
         optimizer.zero_grad()
         model._loss(batch).backward()
         optimizer.step()
     assert model._loss(batch).item() < 0.3 * first
-    # and it has learnt the completions: greedy generation reproduces one
     model.eval()
     model.hparams.temperature = 0.0
     assert model.complete(CORPUS[0]["prompt"]) == CORPUS[0]["completion"]
@@ -99,6 +102,20 @@ def test_student_parses_and_filters_actions(tmp_path):
     model = tiny_lm(data.tokenizer, format="bc").eval()
     act = model.act(trajectory, {"valid_actions": valid})
     assert act.generated.count("\n") <= 1 and len(act.action) <= 50  # unfiltered: whatever it wrote
+
+
+def test_student_prompt_ends_where_the_training_prompts_ended(tmp_path):
+    data = FinetuneDataModule(str(write_jsonl(tmp_path / "d.jsonl", CORPUS)), vocab_size=300, block_size=64)
+    tok = load_tokenizer(data.tokenizer)
+    assert data.completion_tokens == max(len(tok.encode(r["completion"]).ids) for r in CORPUS)
+    model = tiny_lm(data.tokenizer)
+    long_prompt = "goal: eat\n" + "state: [you see a banana]\n" * 20
+    assert model._encode_prompt(long_prompt).shape[1] == 64 - 20  # nothing recorded: min(max_new_tokens, 64 / 2)
+    model.hparams.completion_tokens = data.completion_tokens  # what setup("fit") records from the data
+    assert model._encode_prompt(long_prompt).shape[1] == 64 - data.completion_tokens
+    # the training example with the same prompt starts its completion at that position too (up to its length)
+    ids, start, _ = encode_example(tok, long_prompt, CORPUS[0]["completion"], 64)
+    assert start == 65 - len(tok.encode(CORPUS[0]["completion"]).ids) >= 64 - data.completion_tokens
 
 
 def test_action_likelihoods_match_a_full_forward_pass(tmp_path):

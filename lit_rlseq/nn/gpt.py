@@ -21,6 +21,7 @@ preallocated to a capacity (default ``block_size``) and filled in place; ``cache
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -256,29 +257,53 @@ class GPT(nn.Module):
         top_k: int | None = None,
         top_p: float | None = None,
         generator: torch.Generator | None = None,
-        stop_token: int | None = None,
+        stop_token: int | Sequence[int] | None = None,
     ) -> torch.Tensor:
         """Sample ``max_new_tokens`` continuations of ``idx [B, T]`` with the KV cache; returns ``[B, T + new]``.
+        See ``generate_with_cache``."""
+        return generate_with_cache(self, idx, max_new_tokens, self.config.block_size, temperature, top_k, top_p,
+                                   generator, stop_token)
 
-        Sequences longer than block_size are cropped to their last block_size tokens (then re-encoded each step).
-        ``temperature`` 0 is greedy. With ``stop_token``, sampling ends early once every row has produced it
-        (rows that stopped earlier keep sampling until then; cut them at their first stop token).
-        """
-        n = self.config.block_size
-        logits, cache = self(idx[:, -n:], use_cache=True)
-        stopped = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
-        for _ in range(max_new_tokens):
-            next_token = sample_logits(logits[:, -1], temperature, top_k, top_p, generator)
-            idx = torch.cat([idx, next_token], dim=1)
-            if stop_token is not None:
-                stopped |= next_token[:, 0] == stop_token
-                if bool(stopped.all()):
-                    break
-            if cache.length < n:
-                logits, cache = self(next_token, cache=cache)
-            else:
-                logits, cache = self(idx[:, -n:], use_cache=True)
-        return idx
+
+@torch.no_grad()
+def generate_with_cache(
+    model: Callable,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    block_size: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+    stop_token: int | Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Sample ``max_new_tokens`` continuations of ``idx [B, T]``; returns ``[B, T + new]``.
+
+    ``model`` is called like ``GPT``: ``model(idx, use_cache=True) -> (logits, cache)`` starts a cache,
+    ``model(next_idx, cache=cache)`` continues it, and ``cache.length`` counts the cached positions (the GPT
+    here, or ``lit_rlseq.nn.hf_lm.HFCausalLM``). Sequences longer than ``block_size`` are cropped to their last
+    block_size tokens (then re-encoded each step). ``temperature`` 0 is greedy. With ``stop_token`` (one id or
+    several), sampling ends early once every row has produced one (rows that stopped earlier keep sampling
+    until then; cut them at their first stop token).
+    """
+    n = block_size
+    stops = None
+    if stop_token is not None:
+        stops = torch.as_tensor([stop_token] if isinstance(stop_token, int) else list(stop_token), device=idx.device)
+    logits, cache = model(idx[:, -n:], use_cache=True)
+    stopped = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+    for _ in range(max_new_tokens):
+        next_token = sample_logits(logits[:, -1], temperature, top_k, top_p, generator)
+        idx = torch.cat([idx, next_token], dim=1)
+        if stops is not None:
+            stopped |= torch.isin(next_token[:, 0], stops)
+            if bool(stopped.all()):
+                break
+        if cache.length < n:
+            logits, cache = model(next_token, cache=cache)
+        else:
+            logits, cache = model(idx[:, -n:], use_cache=True)
+    return idx
 
 
 def sample_logits(

@@ -5,11 +5,13 @@
 * ``FinetuneDataModule``: the JSONL written by ``write_finetune`` -> token ids with the loss on the completion
   only. A prompt that does not fit the block is cut from the left (its oldest steps go first) and the count of
   such examples is printed; a completion that does not fit is an error.
-* ``TextLM``: the project's GPT (``lit_rlseq.nn.gpt``) trained from scratch as a thin LightningModule, and the
-  LM student: it builds the reference's prompt at high fitness, samples (top_p 0.95, temperature 1, stop at
-  newline, at most 400 new tokens), parses ``action: [ ... ]`` and optionally filters it to a valid action
-  (``filter``: ``none`` as the original, ``closest`` = the most similar valid action by characters,
-  ``likelihood`` = the valid action the LM finds most likely after the generated text up to ``action: [``).
+* ``TextLM``: the project's GPT (``lit_rlseq.nn.gpt``) trained from scratch as a thin LightningModule, or a
+  Hugging Face causal LM from a local directory (``hf_model``, extra ``hf``: its tokenizer and weights, never
+  downloaded) fine-tuned the same way; and the LM student: it builds the reference's prompt at high fitness,
+  samples (top_p 0.95, temperature 1, stop at newline, at most 400 new tokens), parses ``action: [ ... ]``
+  and optionally filters it to a valid action (``filter``: ``none`` as the original, ``closest`` = the most
+  similar valid action by characters, ``likelihood`` = the valid action the LM finds most likely after the
+  generated text up to ``action: [``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from lit_rlseq.errors import DataError, MissingArtifactError, UserError
-from lit_rlseq.nn.gpt import GPT, GPTConfig
+from lit_rlseq.nn.gpt import GPT, GPTConfig, generate_with_cache
 from lit_rlseq.ttm.agents import Act, TextAgent
 from lit_rlseq.ttm.formats import FORMATS, HISTORY, parse_action, play_prompt
 from lit_rlseq.ttm.trajectory import TextTrajectory
@@ -61,10 +63,19 @@ def load_tokenizer(json_text: str):
 
 
 def newline_id(tokenizer) -> int:
-    ids = tokenizer.encode(NEWLINE).ids
+    ids = tokenizer.encode(NEWLINE, add_special_tokens=False).ids
     if len(ids) != 1:
         raise DataError(f"the tokenizer encodes a newline as {len(ids)} tokens; train it with train_tokenizer")
     return ids[0]
+
+
+def newline_ids(tokenizer) -> list[int]:
+    """Every token whose text holds a newline (generation stops at the first): just ``newline_id`` for the
+    tokenizers trained here; also merged whitespace such as ``\\n\\n`` for e.g. GPT-2's."""
+    newline_id(tokenizer)
+    size = tokenizer.get_vocab_size()
+    texts = tokenizer.decode_batch([[i] for i in range(size)], skip_special_tokens=False)
+    return [i for i, text in enumerate(texts) if NEWLINE in text]
 
 
 # -- data -----------------------------------------------------------------------------------------------------
@@ -96,7 +107,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, str]]:
 def encode_example(tokenizer, prompt: str, completion: str, block_size: int) -> tuple[list[int], int, bool]:
     """Token ids of prompt + completion and where the completion starts; the prompt is cut from the left so that
     the whole fits ``block_size + 1`` tokens (inputs and shifted targets). Returns (ids, start, cut)."""
-    p, c = tokenizer.encode(prompt).ids, tokenizer.encode(completion).ids
+    p, c = tokenizer.encode(prompt).ids, tokenizer.encode(completion, add_special_tokens=False).ids
     if len(c) + 1 > block_size:
         raise DataError(f"a completion of {len(c)} tokens does not fit block_size {block_size}: raise "
                         f"model.block_size / data.block_size")
@@ -133,18 +144,30 @@ def collate(batch: list[tuple[list[int], int]]) -> dict[str, torch.Tensor]:
 
 class FinetuneDataModule(L.LightningDataModule):
     def __init__(self, path: str, tokenizer: str | None = None, vocab_size: int = 2048, block_size: int = 512,
-                 batch_size: int = 16, val_fraction: float = 0.1, seed: int = 0, num_workers: int = 0):
+                 batch_size: int = 16, val_fraction: float = 0.1, seed: int = 0, num_workers: int = 0,
+                 hf_model: str | None = None):
         """
         Args:
             path: the JSONL file written by ``write_finetune``.
-            tokenizer: a tokenizer JSON file to use; None: train one on this file's text (``vocab_size``).
+            tokenizer: a tokenizer JSON file to use; None: train one on this file's text (``vocab_size``), or
+                the tokenizer of ``hf_model``.
             block_size: the model's context (must equal model.block_size).
             val_fraction: share of the examples held out for validation (by example, seeded).
+            hf_model: a local Hugging Face causal LM directory (extra ``hf``; never downloaded): the data is
+                tokenized with its tokenizer and the model (``model.hf_model``, linked from here) is fine-tuned
+                from its weights.
         """
         super().__init__()
         self.path, self.block_size, self.batch_size = path, block_size, batch_size
+        self.hf_model = hf_model
         self.examples = read_jsonl(path)
-        if tokenizer is not None:
+        if hf_model is not None:
+            if tokenizer is not None:
+                raise UserError("give data.tokenizer or data.hf_model (whose tokenizer is used), not both")
+            from lit_rlseq.nn.hf_lm import hf_tokenizer_json
+
+            self.tokenizer_json = hf_tokenizer_json(hf_model)
+        elif tokenizer is not None:
             if not Path(tokenizer).exists():
                 raise MissingArtifactError("tokenizer JSON", tokenizer)
             self.tokenizer_json = Path(tokenizer).read_text()
@@ -162,6 +185,9 @@ class FinetuneDataModule(L.LightningDataModule):
             rank_zero_info(f"FinetuneDataModule: {cut} of {len(rows)} prompts were cut from the left to fit "
                            f"block_size {block_size} (their oldest steps dropped)")
         self.cut_prompts = cut
+        # The longest completion: the student keeps this much room after its prompt, so its completions start
+        # where the training completions did (the model's positions are learnt).
+        self.completion_tokens = max(len(ids) - start for ids, start in rows)
         order = np.random.default_rng(seed).permutation(len(rows))
         n_val = int(round(val_fraction * len(rows))) if len(rows) > 1 else 0
         self.val_rows = [rows[i] for i in order[:n_val]]
@@ -183,6 +209,25 @@ class FinetuneDataModule(L.LightningDataModule):
                           num_workers=self.num_workers)
 
 
+class HFFinetuneDataModule(FinetuneDataModule):
+    """``FinetuneDataModule`` for a Hugging Face causal LM: ``hf_model`` (a local directory) is required."""
+
+    def __init__(self, path: str, hf_model: str, vocab_size: int = 2048, block_size: int = 512, batch_size: int = 16,
+                 val_fraction: float = 0.1, seed: int = 0, num_workers: int = 0):
+        """
+        Args:
+            path: the JSONL file written by ``write_finetune``.
+            hf_model: the local Hugging Face causal LM directory (e.g. a GPT-2 saved with save_pretrained):
+                its tokenizer tokenizes the data and the model is fine-tuned from its weights. Never downloaded.
+            vocab_size: unused (the model's tokenizer is used); kept so the base config's value may stay.
+            block_size, batch_size, val_fraction, seed, num_workers: as FinetuneDataModule.
+        """
+        if not hf_model:
+            raise UserError("data.hf_model is required: the local directory of a Hugging Face causal LM, e.g. "
+                            "--data.init_args.hf_model=/models/gpt2 (nothing is downloaded)")
+        super().__init__(path, None, vocab_size, block_size, batch_size, val_fraction, seed, num_workers, hf_model)
+
+
 # -- filtering ------------------------------------------------------------------------------------------------
 def closest_valid_action(action: str, valid: list[str]) -> str:
     """The valid action most similar to ``action`` (difflib's ratio; ties: the first in ``valid``)."""
@@ -194,7 +239,8 @@ def closest_valid_action(action: str, valid: list[str]) -> str:
 
 # -- the model ------------------------------------------------------------------------------------------------
 class TextLM(TextAgent):
-    """The causal LM (GPT from scratch) fine-tuned on prompt/completion examples, and the student that plays."""
+    """The causal LM (the GPT from scratch, or a local Hugging Face LM) fine-tuned on prompt/completion examples,
+    and the student that plays."""
 
     annotates = False
 
@@ -218,6 +264,7 @@ class TextLM(TextAgent):
         max_new_tokens: int = 400,
         name: str = "lm_student",
         seed: int = 0,
+        hf_model: str | None = None,
     ):
         """
         Args:
@@ -225,7 +272,8 @@ class TextLM(TextAgent):
                 checkpoint's.
             init_from: a TextLM checkpoint to start from (play: the trained student; fit: continue training);
                 its architecture is used and its tokenizer must equal ``tokenizer`` when both are given.
-            n_layer, n_head, n_embd, block_size, dropout: the GPT (block_size must equal data.block_size).
+            n_layer, n_head, n_embd, block_size, dropout: the GPT (block_size must equal data.block_size); with
+                ``hf_model`` only block_size counts (the context used; at most the model's positions).
             lr, weight_decay, betas: AdamW.
             format: the prompt format the student plays with (as written by write_finetune).
             history: past steps in the student's prompt (the reference: 6).
@@ -233,13 +281,16 @@ class TextLM(TextAgent):
             top_p, temperature, max_new_tokens: sampling (the reference's: 0.95, 1, 400; stop at newline).
             name: the agent name recorded in the rollouts.
             seed: of the student's sampling.
+            hf_model: a local Hugging Face causal LM directory (linked from ``data.hf_model``): fine-tune its
+                weights with its tokenizer instead of the GPT. Its checkpoints hold the architecture, so the
+                student needs only ``init_from``.
         """
         super().__init__()
         if format not in FORMATS:
             raise UserError(f"model.format={format!r} is not one of {FORMATS}")
         if filter not in FILTERS:
             raise UserError(f"model.filter={filter!r} is not one of {FILTERS}")
-        state = None
+        state, hf_config, completion_tokens = None, None, None
         if init_from is not None:
             if not Path(init_from).is_file():
                 raise MissingArtifactError("TextLM checkpoint (model.init_from)", init_from,
@@ -258,24 +309,66 @@ class TextLM(TextAgent):
             tokenizer = hp["tokenizer"]
             n_layer, n_head, n_embd, block_size = (hp[k] for k in ("n_layer", "n_head", "n_embd", "block_size"))
             state = {k[len("gpt."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("gpt.")}
+            hf_config = checkpoint.get("hf_config")
+            completion_tokens = hp.get("completion_tokens")
+        elif hf_model is not None:
+            from lit_rlseq.nn.hf_lm import hf_tokenizer_json
+
+            own = hf_tokenizer_json(hf_model)
+            if tokenizer is not None and tokenizer != own:
+                raise DataError(f"the data's tokenizer is not the one in {hf_model}; give the directory as "
+                                "data.hf_model so the data is tokenized with it")
+            tokenizer = own
         if tokenizer is None:
             raise UserError("TextLM needs a tokenizer: fit it with data lit_rlseq.ttm.lm.FinetuneDataModule (which "
                             "provides one) or give model.init_from=<a TextLM checkpoint>")
         self.save_hyperparameters(ignore=["init_from"])
+        # What was built, not what was asked for: under the CLI the saved hyperparameters are the given arguments
+        # (its defaults for a student that takes its architecture from init_from).
+        self.hparams.update(tokenizer=tokenizer, n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
+                            completion_tokens=completion_tokens)
         self.tok = load_tokenizer(tokenizer)
-        self.stop_id = newline_id(self.tok)
-        config = GPTConfig(vocab_size=self.tok.get_vocab_size(), block_size=block_size, n_layer=n_layer,
-                           n_head=n_head, n_embd=n_embd, dropout=dropout)
-        self.gpt = GPT(config)
+        self.stop_ids = newline_ids(self.tok)
+        if hf_config is not None or (hf_model is not None and state is None):
+            self.gpt = self._hf_lm(hf_model, hf_config, block_size)
+        else:
+            config = GPTConfig(vocab_size=self.tok.get_vocab_size(), block_size=block_size, n_layer=n_layer,
+                               n_head=n_head, n_embd=n_embd, dropout=dropout)
+            self.gpt = GPT(config)
         if state is not None:
             self.gpt.load_state_dict(state)
         self.name = name
         self.generator = torch.Generator().manual_seed(seed)
 
+    def _hf_lm(self, hf_model: str | None, hf_config: dict | None, block_size: int):
+        from lit_rlseq.nn.hf_lm import HFCausalLM
+
+        lm = HFCausalLM.from_config(hf_config) if hf_config is not None else HFCausalLM.from_directory(hf_model)
+        where = hf_model or "the checkpoint's model"
+        if lm.vocab_size < self.tok.get_vocab_size():
+            raise DataError(f"{where}: its embeddings have {lm.vocab_size} rows but its tokenizer has "
+                            f"{self.tok.get_vocab_size()} tokens")
+        if lm.max_positions is not None and block_size > lm.max_positions:
+            raise UserError(f"model.block_size={block_size} exceeds the {lm.max_positions} positions of {where}; "
+                            "lower model.block_size and data.block_size")
+        return lm
+
+    @property
+    def is_hf(self) -> bool:
+        return not isinstance(self.gpt, GPT)
+
     def engine(self) -> str:
         hp = self.hparams
-        return (f"gpt L{hp.n_layer} H{hp.n_head} D{hp.n_embd} ctx{hp.block_size} {hp.format} filter={hp.filter} "
-                f"top_p={hp.top_p} T={hp.temperature}")
+        if self.is_hf:
+            arch = f"hf {self.gpt.config_dict.get('model_type')} ({hp.hf_model or 'from checkpoint'}) ctx{hp.block_size}"
+        else:
+            arch = f"gpt L{hp.n_layer} H{hp.n_head} D{hp.n_embd} ctx{hp.block_size}"
+        return f"{arch} {hp.format} filter={hp.filter} top_p={hp.top_p} T={hp.temperature}"
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The architecture of a Hugging Face LM, so the student loads the checkpoint without the directory.
+        if self.is_hf:
+            checkpoint["hf_config"] = self.gpt.config_dict
 
     # -- training
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -296,6 +389,8 @@ class TextLM(TextAgent):
         if block is not None and block != self.hparams.block_size:
             raise UserError(f"data.block_size={block} differs from model.block_size={self.hparams.block_size}; "
                             "set both to the same value")
+        if stage == "fit" and getattr(data, "completion_tokens", None) is not None:
+            self.hparams.completion_tokens = data.completion_tokens  # saved with the checkpoint
 
     def on_fit_start(self) -> None:
         # The tokenizer beside the logs, so a later run can train on new data with the same one (data.tokenizer).
@@ -308,32 +403,39 @@ class TextLM(TextAgent):
         return torch.optim.AdamW(self.gpt.optim_groups(hp.weight_decay), lr=hp.lr, betas=tuple(hp.betas))
 
     # -- playing
+    def _room(self) -> int:
+        """Tokens kept free for the completion: the longest training completion (recorded at fit) or, for a
+        model that has none recorded, half the context; never more than max_new_tokens."""
+        hp = self.hparams
+        room = hp.get("completion_tokens") or hp.block_size // 2
+        return max(1, min(hp.max_new_tokens, room, hp.block_size - 1))
+
     def _encode_prompt(self, prompt: str) -> torch.Tensor:
-        budget = self.hparams.block_size - min(self.hparams.max_new_tokens, self.hparams.block_size // 2)
-        ids = self.tok.encode(prompt).ids[-budget:]
+        ids = self.tok.encode(prompt).ids[-(self.hparams.block_size - self._room()):]
         return torch.tensor([ids], dtype=torch.long, device=self.device)
 
     @torch.no_grad()
     def complete(self, prompt: str) -> str:
         """One sampled completion of ``prompt`` (up to and including the first newline, at most max_new_tokens
-        and never past the context: the prompt keeps its last ``block_size - min(max_new_tokens, block_size / 2)``
-        tokens)."""
+        and never past the context: the prompt keeps its last ``block_size - _room()`` tokens, as long as the
+        training prompts before the longest completion)."""
         hp = self.hparams
         idx = self._encode_prompt(prompt)
         # Within the context: past it, every new token would re-encode the whole (cropped) context.
         room = min(hp.max_new_tokens, hp.block_size - idx.shape[1])
-        out = self.gpt.generate(idx, room, temperature=hp.temperature, top_p=hp.top_p,
-                                generator=self.generator, stop_token=self.stop_id)
+        out = generate_with_cache(self.gpt, idx, room, hp.block_size, temperature=hp.temperature, top_p=hp.top_p,
+                                  generator=self.generator, stop_token=self.stop_ids)
         new = out[0, idx.shape[1]:].tolist()
-        if self.stop_id in new:
-            new = new[: new.index(self.stop_id) + 1]
-        return self.tok.decode(new)
+        stop_set = set(self.stop_ids)
+        stops = [i for i, token in enumerate(new) if token in stop_set]
+        text = self.tok.decode(new[: stops[0] + 1] if stops else new)
+        return text[: text.index(NEWLINE) + 1] if NEWLINE in text else text
 
     @torch.no_grad()
     def action_likelihoods(self, prefix: str, actions: list[str]) -> list[float]:
         """log p(" <action> ]\\n" | prefix) under the LM for every candidate action (one batched pass)."""
         idx = self._encode_prompt(prefix)
-        conts = [self.tok.encode(f" {a} ]{NEWLINE}").ids for a in actions]
+        conts = [self.tok.encode(f" {a} ]{NEWLINE}", add_special_tokens=False).ids for a in actions]
         room = self.hparams.block_size - idx.shape[1]
         conts = [c[:room] for c in conts]
         logits, cache = self.gpt(idx, use_cache=True)
