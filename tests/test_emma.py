@@ -30,7 +30,12 @@ def small(env, **kwargs):
 
 @pytest.mark.parametrize("stage", ["s1", "s2"])
 @pytest.mark.parametrize("layout", ["frames_as_channels", "raw_reshape"])
-def test_sparse_trunk_equals_dense_definition(stage, layout):
+@pytest.mark.parametrize("sparse_heads", [True, False])
+def test_sparse_trunk_equals_dense_definition(stage, layout, sparse_heads, monkeypatch):
+    from lit_rlseq.nn import emma
+
+    # The heads read the sparse features from this many steps on (the batch here has 54 steps).
+    monkeypatch.setattr(emma, "SPARSE_HEADS_MIN_STEPS", 0 if sparse_heads else 10_000)
     env, obs, first = rollout(stage)
     model = small(env, history_layout=layout)
     assert first[1:].any() and not first[1:].all()  # episodes start inside the unroll

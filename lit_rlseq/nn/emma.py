@@ -50,6 +50,9 @@ GRID = 10
 HISTORY = 3
 KERNEL_OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (dy, dx) of the 2 x 2 kernel
 POSITIONS = (GRID - 1) ** 2  # output positions of the convolution
+# Below this many steps in a batch the heads read dense features: the sparse product's fixed cost (one gather
+# of the 5184 x 256 weight) is larger than the dense product's (measured: 32 steps, acting).
+SPARSE_HEADS_MIN_STEPS = 128
 
 
 @dataclass
@@ -115,20 +118,27 @@ class SparseFeatures(NamedTuple):
         order = torch.argsort(place, stable=True)
         place, step, delta = place[order], step[order], self.delta[order]
         first_pair = counts.cumsum(0) - counts  # first pair of each place in the sorted pairs
-        rank = torch.arange(len(place), device=place.device) - first_pair[place]
-        weight_blocks = blocks.permute(1, 2, 0)  # [P, C, H]
-        counts_list, first_list = counts.tolist(), first_pair.tolist()
-        reached = []
+        rank = torch.arange(len(place), device=place.device) - first_pair[place]  # the pair's row in its place
+        counts_list = counts.tolist()
+        groups = []  # [first, end) places of each group
         lo = 0
         while lo < POSITIONS and counts_list[lo] > 0:
             hi = lo + 1
             while hi < POSITIONS and 2 * counts_list[hi] > counts_list[lo]:
                 hi += 1
-            pairs = slice(first_list[lo], first_list[hi - 1] + counts_list[hi - 1])
-            rows = (place[pairs] - lo, rank[pairs])
-            padded = delta.new_zeros(hi - lo, counts_list[lo], channels).index_put(rows, delta[pairs])
-            reached.append(torch.bmm(padded, weight_blocks[by_count[lo:hi]])[rows])
+            groups.append((lo, hi))
             lo = hi
+        # One gather of the reached positions' weight blocks in count order, then views per group (split, not
+        # slicing or indexing per group: their backward would allocate the whole block tensor once per group).
+        sorted_blocks = blocks.permute(1, 2, 0)[by_count[:lo]]  # [P', C, H]
+        pairs = [sum(counts_list[lo:hi]) for lo, hi in groups]
+        reached = []
+        for (lo, hi), weights, rows_delta, places, ranks in zip(
+                groups, sorted_blocks.split([hi - lo for lo, hi in groups]), delta.split(pairs), place.split(pairs),
+                rank.split(pairs)):
+            rows = (places - lo, ranks)
+            padded = rows_delta.new_zeros(hi - lo, counts_list[lo], channels).index_put(rows, rows_delta)
+            reached.append(torch.bmm(padded, weights)[rows])
         return out.index_add(0, step, torch.cat(reached))
 
 
@@ -207,18 +217,18 @@ class Emma(ActorCritic):
 
     def _heads(self, features: torch.Tensor | SparseFeatures, shape: torch.Size, new_state: State) -> PolicyOutput:
         steps, batch = shape
-        # The two heads' first layers as one matrix (the same numbers, one pass over the 5184 features).
-        first_actor, first_critic = self.actor[0], self.critic[0]
-        weight = torch.cat([first_actor.weight, first_critic.weight])
-        bias = torch.cat([first_actor.bias, first_critic.bias])
+        if isinstance(features, SparseFeatures) and features.steps < SPARSE_HEADS_MIN_STEPS:
+            features = features.dense()  # a few steps (acting): the dense product is cheaper than the gathers
         if isinstance(features, SparseFeatures):
-            hidden = features.linear(weight, bias)
+            # The two heads' first layers as one matrix (one pass over the reached positions).
+            first_actor, first_critic = self.actor[0], self.critic[0]
+            hidden = features.linear(torch.cat([first_actor.weight, first_critic.weight]),
+                                     torch.cat([first_actor.bias, first_critic.bias]))
+            actor_hidden, critic_hidden = hidden.split([first_actor.out_features, first_critic.out_features], -1)
+            logits, value = self.actor[1:](actor_hidden), self.critic[1:](critic_hidden)
         else:
-            hidden = F.linear(features, weight, bias)
-        actor_hidden, critic_hidden = hidden.split([first_actor.out_features, first_critic.out_features], -1)
-        logits = self.actor[1:](actor_hidden).view(steps, batch, -1)
-        value = self.critic[1:](critic_hidden).view(steps, batch)
-        return PolicyOutput(logits, value, new_state)
+            logits, value = self.actor(features), self.critic(features)
+        return PolicyOutput(logits.view(steps, batch, -1), value.view(steps, batch), new_state)
 
     def trunk(self, obs: dict[str, torch.Tensor], first: torch.Tensor, state: State = ()
               ) -> tuple[torch.Tensor, State]:
@@ -315,9 +325,18 @@ class Emma(ActorCritic):
         n = frame_ids.shape[0]
         occupied = (frames_e > 0).any(-1) | (frames_a > 0)  # [F, 100]
         frame, cell = occupied.nonzero(as_tuple=True)  # sorted by frame
-        # Every cell's contribution to every (slot, kernel offset): [M, 3, 4, C].
-        contributions = self._contributions(frames_e[frame, cell], frames_a[frame, cell], manual_of_frame[frame],
-                                            keys, values).view(len(frame), HISTORY, 4, cfg.conv_channels)
+        # A cell's contribution depends only on its entity ids (in any layer order), its avatar id and, when it
+        # holds entities, its manual: computed once per distinct combination (an episode's cells repeat them).
+        entities, avatar = frames_e[frame, cell].sort(-1).values, frames_a[frame, cell]
+        manual = torch.where((entities > 0).any(-1), manual_of_frame[frame], 0)
+        key = manual
+        for ids in (avatar, *entities.unbind(-1)):
+            key = key * cfg.num_entity_ids + ids
+        distinct, kind = torch.unique(key, return_inverse=True)  # kind: each cell's combination
+        example = torch.empty_like(distinct).scatter_(0, kind, torch.arange(len(kind), device=kind.device))
+        # Every combination's contribution to every (slot, kernel offset): [D, 3, 4, C].
+        contributions = self._contributions(entities[example], avatar[example], manual[example], keys, values)
+        contributions = contributions.view(len(distinct), HISTORY, 4, cfg.conv_channels)
 
         # (step, slot) pairs -> the rows of their frame.
         counts = torch.bincount(frame, minlength=frames_e.shape[0])
@@ -341,7 +360,7 @@ class Emma(ActorCritic):
             oy, ox = y - dy, x - dx
             ok = (oy >= 0) & (oy < GRID - 1) & (ox >= 0) & (ox < GRID - 1)
             targets.append(step[ok] * (GRID - 1) ** 2 + oy[ok] * (GRID - 1) + ox[ok])
-            sources.append((row[ok] * HISTORY + slot[ok]) * len(KERNEL_OFFSETS) + k)
+            sources.append((kind[row[ok]] * HISTORY + slot[ok]) * len(KERNEL_OFFSETS) + k)
         index, inverse = torch.unique(torch.cat(targets), return_inverse=True)
         summed = contributions.new_zeros(len(index), cfg.conv_channels).index_add(
             0, inverse, contributions.view(-1, cfg.conv_channels)[torch.cat(sources)])
