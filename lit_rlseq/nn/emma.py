@@ -130,7 +130,7 @@ class SparseFeatures(NamedTuple):
             lo = hi
         # One gather of the reached positions' weight blocks in count order, then views per group (split, not
         # slicing or indexing per group: their backward would allocate the whole block tensor once per group).
-        sorted_blocks = blocks.permute(1, 2, 0)[by_count[:lo]]  # [P', C, H]
+        sorted_blocks = blocks[:, by_count[:lo]].permute(1, 2, 0)  # [P', C, H], a strided view for bmm
         pairs = [sum(counts_list[lo:hi]) for lo, hi in groups]
         reached = []
         for (lo, hi), weights, rows_delta, places, ranks in zip(
