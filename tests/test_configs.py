@@ -21,7 +21,8 @@ CONFIGS_BY_SYSTEM = {
     "foundation": {"toy_impala"},
     "ldd_rtfm": {"ldd_rtfm_baseline", "ldd_rtfm_collect", "ldd_rtfm_dynamics", "ldd_rtfm"},
     "ldd_messenger": {"ldd_messenger_collect", "ldd_messenger_dynamics", "ldd_messenger_baseline",
-                      "ldd_messenger", "ldd_messenger_baseline_s2", "ldd_messenger_s2"},
+                      "ldd_messenger", "ldd_messenger_baseline_s2", "ldd_messenger_s2", "ldd_messenger_baseline_s3",
+                      "ldd_messenger_s3"},
     "procgen": {"procgen_agent", "procgen_collect", "procgen_sim"},
     "fwp": {"fwp_atari"},
     "ppo": {"toy_ppo", "ppo_hopper"},
@@ -157,16 +158,18 @@ def tt_command(name: str, tmp_path: Path, request) -> list[str]:
 
 
 def messenger_command(name: str, tmp_path: Path, request) -> list[str]:
-    """LDD on Messenger: RL stages read the dynamics fixture; S2 stages start from the S1 fixtures."""
+    """LDD on Messenger: RL stages read the dynamics fixture; S2 and S3 stages start from the S1 fixtures (EMMA
+    reads every stage)."""
     args = ldd_command(name, tmp_path, request, "messenger_demos")
     if name.endswith("_dynamics"):  # a small EMMA trunk: the paper overlay's 128-class head is large enough
         args += ["--model.init_args.d_word=16", "--model.init_args.d_model=16", "--model.init_args.conv_channels=8"]
-    if name in ("ldd_messenger", "ldd_messenger_s2"):
+    if name in ("ldd_messenger", "ldd_messenger_s2", "ldd_messenger_s3"):
         args.append(f"--model.init_args.dynamics_checkpoint={request.getfixturevalue('messenger_dynamics_checkpoint')}")
-    if name.endswith("_s2"):
+    if name.endswith(("_s2", "_s3")):
         checkpoints = request.getfixturevalue("messenger_s1_checkpoints")
-        args.append(f"--model.init_args.init_checkpoint={checkpoints['ldd' if name == 'ldd_messenger_s2' else 'baseline']}")
-    if name == "ldd_messenger_baseline_s2":  # starts from the tiny S1 fixture: match its sizes
+        method = "baseline" if "_baseline_" in name else "ldd"
+        args.append(f"--model.init_args.init_checkpoint={checkpoints[method]}")
+    if name.startswith("ldd_messenger_baseline_s"):  # starts from the tiny S1 fixture: match its sizes
         args += ["--model.init_args.d_word=16", "--model.init_args.d_model=16", "--model.init_args.conv_channels=8",
                  "--model.init_args.hidden=16"]
     return args

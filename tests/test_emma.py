@@ -30,20 +30,33 @@ def small(env, **kwargs):
 
 @pytest.mark.parametrize("stage", ["s1", "s2"])
 @pytest.mark.parametrize("layout", ["frames_as_channels", "raw_reshape"])
-def test_sparse_trunk_equals_dense_definition(stage, layout):
+@pytest.mark.parametrize("sparse_heads", [True, False])
+def test_sparse_trunk_equals_dense_definition(stage, layout, sparse_heads, monkeypatch):
+    from lit_rlseq.nn import emma
+
+    # The heads read the sparse features from this many steps on (the batch here has 54 steps).
+    monkeypatch.setattr(emma, "SPARSE_HEADS_MIN_STEPS", 0 if sparse_heads else 10_000)
     env, obs, first = rollout(stage)
     model = small(env, history_layout=layout)
     assert first[1:].any() and not first[1:].all()  # episodes start inside the unroll
     state = model.initial_state(first.shape[1])
+    def loss(out):  # reaches every parameter through the features (LDD) and through the heads (PPO)
+        return out.features.square().sum() + out.policy.logits.logsumexp(-1).sum() + out.policy.value.sum()
+
     sparse = model.forward_with_features(obs, first, state)
-    sparse.features.square().sum().backward()
+    loss(sparse).backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert model.entities.weight.grad[0].abs().max() == 0  # the padding row stays zero
+    heads_only = model(obs, first, state).logits.detach()  # the sparse path without building the features
     model.zero_grad()
     model.config.sparse = False
     dense = model.forward_with_features(obs, first, state)
-    dense.features.square().sum().backward()
+    loss(dense).backward()
     torch.testing.assert_close(sparse.features, dense.features, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(sparse.policy.logits, dense.policy.logits, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(sparse.policy.value, dense.policy.value, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(heads_only, dense.policy.logits, rtol=1e-4, atol=1e-6)
+    assert grads.keys() == {n for n, p in model.named_parameters() if p.grad is not None}
     for name, grad in grads.items():
         torch.testing.assert_close(grad, model.get_parameter(name).grad, rtol=1e-3, atol=1e-6)
 
@@ -122,3 +135,31 @@ def test_empty_sentences_of_padding_rows_stay_finite():
     assert torch.isfinite(keys).all() and torch.isfinite(values).all()
     (keys.sum() + values.sum()).backward()
     assert all(torch.isfinite(p.grad).all() for p in encoder.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("reached", [0, 1, 40, 300])
+def test_sparse_features_linear_equals_the_dense_product(reached):
+    from lit_rlseq.nn.emma import POSITIONS, SparseFeatures
+    torch.manual_seed(reached)
+    steps, channels, hidden = 7, 4, 6
+    # Skewed positions (a few reached by almost every step, as Messenger's fixed entity cells), no repeats.
+    weights = torch.linspace(3, 0.1, POSITIONS).repeat(steps, 1)
+    pairs = torch.multinomial(weights.flatten(), reached) if reached else torch.zeros(0, dtype=torch.long)
+    index = pairs.sort().values
+    delta = torch.randn(len(index), channels, requires_grad=True)
+    base = torch.randn(channels, requires_grad=True)
+    weight = torch.randn(hidden, POSITIONS * channels, requires_grad=True)
+    bias = torch.randn(hidden, requires_grad=True)
+    features = SparseFeatures(base, index, delta, steps)
+    dense = features.dense()
+    expected = base.repeat(steps * POSITIONS, 1)
+    expected[index] += delta.detach()
+    torch.testing.assert_close(dense, expected.view(steps, -1))
+    out = features.linear(weight, bias)
+    torch.testing.assert_close(out, torch.nn.functional.linear(dense, weight, bias))
+    grad = torch.randn_like(out)
+    sparse_grads = torch.autograd.grad(out, (delta, base, weight, bias), grad, allow_unused=True)
+    dense_grads = torch.autograd.grad(torch.nn.functional.linear(features.dense(), weight, bias),
+                                      (delta, base, weight, bias), grad, allow_unused=True)
+    for a, b in zip(sparse_grads, dense_grads):
+        torch.testing.assert_close(a if a is not None else torch.zeros_like(b), b, rtol=1e-4, atol=1e-5)

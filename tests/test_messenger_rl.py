@@ -120,3 +120,25 @@ def test_pipeline_plan_runs_the_curriculum_per_method():
     assert f"--model.init_args.init_checkpoint={out}/baseline_s1/seed0/checkpoints/last.ckpt" in stages[2].command
     assert not any("init_checkpoint" in a for a in stages[0].command)
     assert stages[-1].directory == out / "ldd_s2" / "seed1" and "--trainer.devices=2" in ldd_s2
+
+
+def test_pipeline_plan_s3_continues_from_s2_and_stages_must_be_a_prefix(capsys):
+    from pathlib import Path
+
+    from lit_rlseq.ldd.messenger_pipeline import comparison, main
+
+    out = Path("/tmp/out/ldd_messenger")
+    stages = plan(out, [0], ["s1", "s2", "s3"], "paper", [])
+    by_name = {s.name: s.command for s in stages}
+    for method, config in (("EMMA baseline", "ldd_messenger_baseline_s3"), ("LDD", "ldd_messenger_s3")):
+        command = by_name[f"{method} S3 seed 0"]
+        previous = "baseline" if method == "EMMA baseline" else "ldd"
+        assert f"--model.init_args.init_checkpoint={out}/{previous}_s2/seed0/checkpoints/last.ckpt" in command
+        assert any(a.endswith(f"configs/{config}.yaml") for a in command)
+        assert any(a.endswith(f"configs/scale/{config}_paper.yaml") for a in command)
+    # The random policy's level is measured at each stage's own evaluation limit.
+    assert dict(comparison("s3").random_envs)["test"] == ("messenger:s3_test", {"max_steps": 128})
+    assert dict(comparison("s2").random_envs)["val"] == ("messenger:s2_val", {"max_steps": 10})
+    with pytest.raises(SystemExit):
+        main(["--stages", "s1", "s3", "--dry-run"])
+    assert "prefix of the curriculum" in capsys.readouterr().err

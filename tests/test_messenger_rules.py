@@ -359,3 +359,21 @@ def test_expert_wins(stage):
         _, _, _, _, info = env.step(expert_actions(env))
         wins += list(info["success"][info["_final_obs"]])
     assert np.mean(wins) > 0.95
+
+
+def test_s1_text_blind_policies_are_best_off_avoiding_at_ldds_limit():
+    """Why a fresh policy learns to avoid every entity at LDD's S1 setting (10 steps, gamma 0.8, -1 at the
+    limit): staying away (-0.8^9) has a higher discounted return than random, and walking to an NPC without
+    reading the manual (1 in 3 right) is worse than both. At EMMA's 4-step limit walking to an NPC pays."""
+    from lit_rlseq.envs.messenger.stats import run_episodes
+
+    def values(limit):
+        return {p: run_episodes("s1", p, 640, max_steps=limit, gamma=0.8) for p in ("random", "stay", "blind")}
+
+    ldd = values(10)
+    assert ldd["stay"]["disc_return"] == pytest.approx(-0.8 ** 9)
+    assert ldd["stay"]["timeout"] == 1.0 and ldd["blind"]["length"] == 2.0
+    assert 0.29 < ldd["blind"]["win"] < 0.38
+    assert ldd["stay"]["disc_return"] > ldd["random"]["disc_return"] > ldd["blind"]["disc_return"]
+    emma = values(4)
+    assert emma["blind"]["disc_return"] > emma["random"]["disc_return"] > emma["stay"]["disc_return"]

@@ -4,6 +4,7 @@ the baseline-vs-LDD comparison at equal frame budgets on unseen games.
     bin/ldd-messenger                       S1, seed 0, small scale
     bin/ldd-messenger --seeds 0 1 2         baseline and LDD for three seeds (demonstrations and dynamics once)
     bin/ldd-messenger --stages s1 s2        also S2, each method starting from its own S1 run (the curriculum)
+    bin/ldd-messenger --stages s1 s2 s3 --scale paper   the whole curriculum (S3 from S2) at the reference's scale
     bin/ldd-messenger --scale paper         the reference's scale (for GPU machines)
     bin/ldd-messenger --dry-run | --smoke   print the commands | every stage for a few steps
 
@@ -19,20 +20,32 @@ import argparse
 import sys
 from pathlib import Path
 
-from lit_rlseq.ldd.pipeline import SMOKE, Comparison, compare
-from lit_rlseq.stages import Stage, config_args, run_stage
+import yaml
 
-STAGES = ("s1", "s2")
-LDD_MAX_STEPS = 10  # LDD's Messenger step limit, for the random level of every evaluation env
+from lit_rlseq.ldd.pipeline import SMOKE, Comparison, compare
+from lit_rlseq.stages import CONFIGS, Stage, config_args, run_stage
+
+STAGES = ("s1", "s2", "s3")
+
+
+def baseline_config(stage: str) -> str:
+    return "ldd_messenger_baseline" if stage == "s1" else f"ldd_messenger_baseline_{stage}"
+
+
+def eval_max_steps(stage: str) -> int:
+    """The step limit of the stage's evaluation games (its baseline config's), for the random policy's level."""
+    path = CONFIGS / f"{baseline_config(stage)}.yaml"
+    return int(yaml.safe_load(path.read_text())["data"]["init_args"]["eval_env_kwargs"]["max_steps"])
 
 
 def comparison(stage: str) -> Comparison:
+    limit = eval_max_steps(stage)
     return Comparison(
         methods=(f"baseline_{stage}", f"ldd_{stage}"),
         labels=("EMMA baseline", "LDD"),
         metrics=(("val", "eval/val/success"), ("test", "eval/test/success")),
-        random_envs=(("val", (f"messenger:{stage}_val", {"max_steps": LDD_MAX_STEPS})),
-                     ("test", (f"messenger:{stage}_test", {"max_steps": LDD_MAX_STEPS}))),
+        random_envs=(("val", (f"messenger:{stage}_val", {"max_steps": limit})),
+                     ("test", (f"messenger:{stage}_test", {"max_steps": limit}))),
         heading=f"LDD vs EMMA baseline (PPO) on Messenger {stage.upper()}",
         split_note="val / test = games never seen in training",
         split_title="{split} games",
@@ -90,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("rl_extra", nargs="*", help="after --: extra arguments for the baseline and LDD stages")
     args = parser.parse_args(argv)
     stages = [s for s in STAGES if s in args.stages]  # in curriculum order
-    if stages and stages[0] != "s1":
-        parser.error("--stages must include s1: later stages start from it")
+    if stages != list(STAGES[: len(stages)]):
+        parser.error(f"--stages {' '.join(args.stages)}: every stage starts from the one before it, so give a "
+                     f"prefix of the curriculum ({', '.join(' '.join(STAGES[:k]) for k in range(1, len(STAGES) + 1))}); "
+                     "finished stages are skipped")
     out = args.out.resolve()
     wall: dict[str, float] = {}
     for stage in plan(out, args.seeds, stages, args.scale, args.rl_extra, smoke=args.smoke):

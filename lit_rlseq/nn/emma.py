@@ -19,12 +19,15 @@ Decisions (see docs/ldd_messenger.md):
   what the original meant; ``raw_reshape`` reproduces its reshape of the (3, 10, 10, 256) tensor's memory to
   (10, 10, 768), which mixes frames and cells.
 
-Speed: the policy is fed whole time-major batches. Each distinct manual of a batch is encoded once (its keys
-and values are shared by every step of its episode); the token attention goes through a per-word table
-(E W^T has one row per vocabulary word), so no [sentences, words, 768] tensor is built; attention and the
-convolution touch only the few non-empty cells (at most L + 1 of 100 per frame), each frame's cells are
-computed once and shared by the three steps whose history holds it. ``sparse=False`` runs the plain dense
-definition (same numbers, for tests and the benchmark).
+Speed: the policy is fed whole time-major batches. Each manual is encoded once per run of steps that share it
+(an episode); the token attention goes through a per-word table (E W^T has one row per vocabulary word), so
+no [sentences, words, 768] tensor is built. Attention and the convolution touch only the few non-empty cells
+(at most L + 1 of 100 per frame), each frame's cells are computed once and shared by the three steps whose
+history holds it, and by linearity the cells' conv contributions come from per-sentence (V W) and per-entity
+(E W) products, not from a [cells, 256] x [256, 768] product. The conv output is LeakyReLU(bias) everywhere
+except at the positions an occupied cell reaches (about a fifth of the 81), so the heads' first layers
+(5184 -> 2 x 128) read only those (``SparseFeatures.linear``). All of this is exact algebra (equal up to
+float rounding); ``sparse=False`` runs the plain dense definition (for tests and the benchmark).
 
 The network does not depend on the number of entity layers, so a policy trained on S1 continues on S2 (the
 reference's curriculum). The recurrent state carries the two frames before the current one (entity and avatar ids), so the collector
@@ -46,6 +49,10 @@ from lit_rlseq.nn.actor_critic import ActorCritic, PolicyOutput, State
 GRID = 10
 HISTORY = 3
 KERNEL_OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (dy, dx) of the 2 x 2 kernel
+POSITIONS = (GRID - 1) ** 2  # output positions of the convolution
+# Below this many steps in a batch the heads read dense features: the sparse product's fixed cost (one gather
+# of the 5184 x 256 weight) is larger than the dense product's (measured: 32 steps, acting).
+SPARSE_HEADS_MIN_STEPS = 128
 
 
 @dataclass
@@ -69,6 +76,70 @@ class EmmaConfig:
 class EmmaOutput(NamedTuple):
     policy: PolicyOutput
     features: torch.Tensor  # [T, B, d_features]: the trunk's output (what LDD distils)
+
+
+class SparseFeatures(NamedTuple):
+    """The trunk's features [N, 81 * C] without building them: every output position that no occupied cell
+    reaches holds LeakyReLU(conv bias) (``base``); the K positions some cell reaches (``index`` = step * 81 +
+    position, sorted) hold ``base + delta``. Per step only a few of the 81 positions are reached."""
+
+    base: torch.Tensor  # [C]
+    index: torch.Tensor  # [K]
+    delta: torch.Tensor  # [K, C]
+    steps: int  # N
+
+    def dense(self) -> torch.Tensor:
+        """The features [N, 81 * C] (position-major: (y, x, channel))."""
+        channels = self.base.shape[0]
+        dense = self.base.expand(self.steps * POSITIONS, channels)
+        dense = dense.index_put((self.index,), self.base + self.delta)
+        return dense.view(self.steps, POSITIONS * channels)
+
+    def linear(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """``F.linear(self.dense(), weight, bias)`` [N, H] from the positions that differ from ``base`` only:
+
+            W f_n + b = (b + sum_p W_p base) + sum_{p reached in step n} W_p delta_{n,p}
+
+        with W_p the [H, C] block of W that reads position p. The second sum is a batched matmul over positions,
+        each position's reached steps zero-padded to a common length. Some positions are reached in almost every
+        step (Messenger places entities on fixed cells), most in few, so positions are grouped by how often
+        they are reached (a group's counts are within a factor 2 of each other) and each group is one matmul."""
+        hidden, channels = weight.shape[0], self.base.shape[0]
+        blocks = weight.view(hidden, POSITIONS, channels)
+        out = (bias + blocks.sum(1) @ self.base).expand(self.steps, hidden)
+        if len(self.index) == 0:
+            return out.contiguous()
+        position, step = self.index % POSITIONS, self.index // POSITIONS
+        counts = torch.bincount(position, minlength=POSITIONS)
+        counts, by_count = counts.sort(descending=True, stable=True)
+        group_of = torch.empty_like(by_count)
+        group_of[by_count] = torch.arange(POSITIONS, device=by_count.device)  # position -> its place by count
+        place = group_of[position]
+        order = torch.argsort(place, stable=True)
+        place, step, delta = place[order], step[order], self.delta[order]
+        first_pair = counts.cumsum(0) - counts  # first pair of each place in the sorted pairs
+        rank = torch.arange(len(place), device=place.device) - first_pair[place]  # the pair's row in its place
+        counts_list = counts.tolist()
+        groups = []  # [first, end) places of each group
+        lo = 0
+        while lo < POSITIONS and counts_list[lo] > 0:
+            hi = lo + 1
+            while hi < POSITIONS and 2 * counts_list[hi] > counts_list[lo]:
+                hi += 1
+            groups.append((lo, hi))
+            lo = hi
+        # One gather of the reached positions' weight blocks in count order, then views per group (split, not
+        # slicing or indexing per group: their backward would allocate the whole block tensor once per group).
+        sorted_blocks = blocks[:, by_count[:lo]].permute(1, 2, 0)  # [P', C, H], a strided view for bmm
+        pairs = [sum(counts_list[lo:hi]) for lo, hi in groups]
+        reached = []
+        for (lo, hi), weights, rows_delta, places, ranks in zip(
+                groups, sorted_blocks.split([hi - lo for lo, hi in groups]), delta.split(pairs), place.split(pairs),
+                rank.split(pairs)):
+            rows = (places - lo, ranks)
+            padded = rows_delta.new_zeros(hi - lo, counts_list[lo], channels).index_put(rows, rows_delta)
+            reached.append(torch.bmm(padded, weights)[rows])
+        return out.index_add(0, step, torch.cat(reached))
 
 
 class ManualEncoder(nn.Module):
@@ -134,24 +205,39 @@ class Emma(ActorCritic):
 
     # -- forward -------------------------------------------------------------------------------------------
     def forward(self, obs: dict[str, torch.Tensor], first: torch.Tensor, state: State = ()) -> PolicyOutput:
-        return self.forward_with_features(obs, first, state).policy
+        features, new_state = self._trunk(obs, first, state)
+        return self._heads(features, first.shape, new_state)
 
     def forward_with_features(self, obs: dict[str, torch.Tensor], first: torch.Tensor, state: State = ()
                               ) -> EmmaOutput:
-        features, new_state = self.trunk(obs, first, state)
-        steps, batch = first.shape
-        # The two heads' first layers as one matmul (the same numbers, one pass over the 5184 features).
-        first_actor, first_critic = self.actor[0], self.critic[0]
-        hidden = F.linear(features, torch.cat([first_actor.weight, first_critic.weight]),
-                          torch.cat([first_actor.bias, first_critic.bias]))
-        actor_hidden, critic_hidden = hidden.split([first_actor.out_features, first_critic.out_features], -1)
-        logits = self.actor[1:](actor_hidden).view(steps, batch, -1)
-        value = self.critic[1:](critic_hidden).view(steps, batch)
-        return EmmaOutput(PolicyOutput(logits, value, new_state), features.view(steps, batch, -1))
+        features, new_state = self._trunk(obs, first, state)
+        policy = self._heads(features, first.shape, new_state)
+        dense = features.dense() if isinstance(features, SparseFeatures) else features
+        return EmmaOutput(policy, dense.view(*first.shape, -1))
+
+    def _heads(self, features: torch.Tensor | SparseFeatures, shape: torch.Size, new_state: State) -> PolicyOutput:
+        steps, batch = shape
+        if isinstance(features, SparseFeatures) and features.steps < SPARSE_HEADS_MIN_STEPS:
+            features = features.dense()  # a few steps (acting): the dense product is cheaper than the gathers
+        if isinstance(features, SparseFeatures):
+            # The two heads' first layers as one matrix (one pass over the reached positions).
+            first_actor, first_critic = self.actor[0], self.critic[0]
+            hidden = features.linear(torch.cat([first_actor.weight, first_critic.weight]),
+                                     torch.cat([first_actor.bias, first_critic.bias]))
+            actor_hidden, critic_hidden = hidden.split([first_actor.out_features, first_critic.out_features], -1)
+            logits, value = self.actor[1:](actor_hidden), self.critic[1:](critic_hidden)
+        else:
+            logits, value = self.actor(features), self.critic(features)
+        return PolicyOutput(logits.view(steps, batch, -1), value.view(steps, batch), new_state)
 
     def trunk(self, obs: dict[str, torch.Tensor], first: torch.Tensor, state: State = ()
               ) -> tuple[torch.Tensor, State]:
         """The 5184 features of every step [T * B, d_features] and the state after the last step."""
+        features, new_state = self._trunk(obs, first, state)
+        return (features.dense() if isinstance(features, SparseFeatures) else features), new_state
+
+    def _trunk(self, obs: dict[str, torch.Tensor], first: torch.Tensor, state: State = ()
+               ) -> tuple[torch.Tensor | SparseFeatures, State]:
         steps, batch = first.shape
         device = first.device
         if not state:
@@ -177,13 +263,17 @@ class Emma(ActorCritic):
         slots = torch.stack([torch.maximum(t - 2, start), torch.maximum(t - 1, start), t.expand_as(start)], -1)
         frame_ids = (slots * batch + torch.arange(batch, device=device)[None, :, None]).reshape(steps * batch, 3)
 
-        # Each distinct manual once.
-        flat_manual = frames_manual.reshape((steps + 2) * batch, -1)
-        flat_len = frames_manual_len.reshape((steps + 2) * batch, -1)
-        unique, inverse = torch.unique(torch.cat([flat_manual, flat_len], -1), dim=0, return_inverse=True)
-        width = flat_manual.shape[-1]
-        keys, values = self.manual_encoder(unique[:, :width].view(len(unique), *manual.shape[-2:]),
-                                           unique[:, width:])
+        # Each manual once per run of equal manuals in a column (an episode's steps share it): exact, and much
+        # cheaper than torch.unique over whole rows. inverse: the manual of every frame (time-major).
+        rows = torch.cat([frames_manual.flatten(2), frames_manual_len], -1)  # [T+2, B, S*W + S]
+        new = torch.ones(steps + 2, batch, dtype=torch.bool, device=device)
+        new[1:] = (rows[1:] != rows[:-1]).any(-1)
+        column_major = new.t().reshape(-1)
+        inverse = (column_major.cumsum(0) - 1).view(batch, steps + 2).t().reshape(-1)
+        distinct = rows.transpose(0, 1).reshape(-1, rows.shape[-1])[column_major]
+        width = manual.shape[-2] * manual.shape[-1]
+        keys, values = self.manual_encoder(distinct[:, :width].view(len(distinct), *manual.shape[-2:]),
+                                           distinct[:, width:])
 
         frames_e = frames_e.reshape((steps + 2) * batch, GRID * GRID, -1)
         frames_a = frames_a.reshape((steps + 2) * batch, GRID * GRID)
@@ -207,17 +297,46 @@ class Emma(ActorCritic):
         text = text * (count > 0)
         return (text + self.entities(avatar)) / 2
 
-    def _sparse_trunk(self, frames_e, frames_a, manual_of_frame, keys, values, frame_ids) -> torch.Tensor:
+    def _contributions(self, entities: torch.Tensor, avatar: torch.Tensor, manual: torch.Tensor, keys: torch.Tensor,
+                       values: torch.Tensor) -> torch.Tensor:
+        """``cell_c @ W`` for M cells (entities [M, L], avatar [M] ids, manual [M] rows of keys/values [U, S, d])
+        and the convolution's weight W [d_model, 3 * 4 * C] ((slot, kernel offset, channel)), without building
+        the cells' features. The cell feature (text_c + E[avatar_c]) / 2 is linear in the values and in the
+        entity table E, and the query is a mean of rows of E (row 0, the padding, is zero), so
+
+            cell_c @ W = (present_c / S * sum_s a_cs (V_s W) + (E W)[avatar_c]) / 2,
+            a_c = softmax_s(sum_l (E K^T)[e_cl, s] / count_c / sqrt(d)),
+
+        where V W has one row per sentence of a distinct manual (not per cell) and E K^T one per entity id."""
+        cfg = self.config
+        weight = self.conv.weight.view(cfg.conv_channels, HISTORY, cfg.d_model, 2, 2)
+        weight = weight.permute(2, 1, 3, 4, 0).reshape(cfg.d_model, -1)
+        # Row 0 (empty) is zero and, as nn.Embedding's padding row, gets no gradient.
+        table = self.entities.weight.index_fill(0, entities.new_zeros(1), 0.0)
+        count = (entities > 0).sum(-1, keepdim=True)
+        entity_key = torch.einsum("ed,usd->ues", table, keys) / math.sqrt(cfg.d_model)  # [U, ids, S]
+        scores = entity_key[manual[:, None], entities].sum(1) / count.clamp(min=1)  # [M, S]
+        text = torch.bmm(torch.softmax(scores, -1).unsqueeze(1), (values @ weight)[manual]).squeeze(1)
+        text = text * ((count > 0) / keys.shape[1])
+        return (text + (table @ weight)[avatar]) / 2
+
+    def _sparse_trunk(self, frames_e, frames_a, manual_of_frame, keys, values, frame_ids) -> SparseFeatures:
         cfg = self.config
         n = frame_ids.shape[0]
         occupied = (frames_e > 0).any(-1) | (frames_a > 0)  # [F, 100]
         frame, cell = occupied.nonzero(as_tuple=True)  # sorted by frame
-        m = manual_of_frame[frame]
-        cells = self._cells(frames_e[frame, cell], frames_a[frame, cell], keys[m], values[m])  # [M, d]
-        # Every cell's contribution to every (slot, kernel offset): [M, 3, 4, C].
-        weight = self.conv.weight.view(cfg.conv_channels, HISTORY, cfg.d_model, 2, 2)
-        weight = weight.permute(2, 1, 3, 4, 0).reshape(cfg.d_model, -1)
-        contributions = (cells @ weight).view(len(cells), HISTORY, 4, cfg.conv_channels)
+        # A cell's contribution depends only on its entity ids (in any layer order), its avatar id and, when it
+        # holds entities, its manual: computed once per distinct combination (an episode's cells repeat them).
+        entities, avatar = frames_e[frame, cell].sort(-1).values, frames_a[frame, cell]
+        manual = torch.where((entities > 0).any(-1), manual_of_frame[frame], 0)
+        key = manual
+        for ids in (avatar, *entities.unbind(-1)):
+            key = key * cfg.num_entity_ids + ids
+        distinct, kind = torch.unique(key, return_inverse=True)  # kind: each cell's combination
+        example = torch.empty_like(distinct).scatter_(0, kind, torch.arange(len(kind), device=kind.device))
+        # Every combination's contribution to every (slot, kernel offset): [D, 3, 4, C].
+        contributions = self._contributions(entities[example], avatar[example], manual[example], keys, values)
+        contributions = contributions.view(len(distinct), HISTORY, 4, cfg.conv_channels)
 
         # (step, slot) pairs -> the rows of their frame.
         counts = torch.bincount(frame, minlength=frames_e.shape[0])
@@ -234,13 +353,19 @@ class Emma(ActorCritic):
             source = slot * GRID * GRID + position  # index into the (3, 10, 10) memory order
             slot, position = source % HISTORY, source // HISTORY
         y, x = position // GRID, position % GRID
-        out = torch.zeros(n * (GRID - 1) ** 2, cfg.conv_channels, device=cells.device, dtype=cells.dtype)
+        # Every (cell, slot, kernel offset) -> the output position it reaches; positions outside the 9 x 9 output
+        # are dropped. Only the reached (step, position) pairs are summed; the rest are LeakyReLU(bias).
+        targets, sources = [], []
         for k, (dy, dx) in enumerate(KERNEL_OFFSETS):
             oy, ox = y - dy, x - dx
             ok = (oy >= 0) & (oy < GRID - 1) & (ox >= 0) & (ox < GRID - 1)
-            target = step[ok] * (GRID - 1) ** 2 + oy[ok] * (GRID - 1) + ox[ok]
-            out.index_add_(0, target, contributions[row[ok], slot[ok], k])
-        return F.leaky_relu(out + self.conv.bias).view(n, -1)  # position-major: (y, x, channel)
+            targets.append(step[ok] * (GRID - 1) ** 2 + oy[ok] * (GRID - 1) + ox[ok])
+            sources.append((kind[row[ok]] * HISTORY + slot[ok]) * len(KERNEL_OFFSETS) + k)
+        index, inverse = torch.unique(torch.cat(targets), return_inverse=True)
+        summed = contributions.new_zeros(len(index), cfg.conv_channels).index_add(
+            0, inverse, contributions.view(-1, cfg.conv_channels)[torch.cat(sources)])
+        base = F.leaky_relu(self.conv.bias)
+        return SparseFeatures(base, index, F.leaky_relu(summed + self.conv.bias) - base, n)
 
     def _dense_trunk(self, frames_e, frames_a, manual_of_frame, keys, values, frame_ids) -> torch.Tensor:
         """The plain definition: every cell of every frame, stacked history, Conv2d."""
