@@ -170,9 +170,12 @@ def _chunks(t: int, size: int):
 
 
 def _lt_chunk(q, k, v, S, same, alive):
-    """q, k, v [B, H, C, d], S [B, H, d, d], same [B, C, C], alive [B, C] -> (o, S_end)."""
+    """q [B, Hq, C, d], k, v [B, H, C, d], S [B, H, d, d], same [B, C, C], alive [B, C] -> (o [B, Hq, C, d],
+    S_end). Outputs are read for the first Hq <= H heads only (the chunked functions take fewer queries than keys
+    when the other heads' outputs are not needed)."""
     mask, g = same[:, None].to(q.dtype), alive[:, None, :, None].to(q.dtype)
-    o = (q @ k.transpose(-1, -2) * mask) @ v + g * (q @ S)
+    hq = q.shape[1]
+    o = (q @ k[:, :hq].transpose(-1, -2) * mask) @ v[:, :hq] + g * (q @ S[:, :hq])
     last = mask[:, :, -1, :, None]  # which steps of the chunk reach its end
     return o, g[:, :, -1:] * S + (k * last).transpose(-1, -2) @ v
 
@@ -185,7 +188,8 @@ def _delta_chunk(q, k, v, beta, S, same, alive):
     b = beta[..., None]
     L = (k @ k.transpose(-1, -2)) * mask.tril(-1) * b
     U = torch.linalg.solve_triangular(L, b * (v - g * (k @ S)), upper=False, unitriangular=True)
-    o = (q @ k.transpose(-1, -2) * mask) @ U + g * (q @ S)
+    hq = q.shape[1]  # outputs for the first hq heads (see _lt_chunk)
+    o = (q @ k[:, :hq].transpose(-1, -2) * mask) @ U[:, :hq] + g * (q @ S[:, :hq])
     last = mask[:, :, -1, :, None]
     return o, U, g[:, :, -1:] * S + (k * last).transpose(-1, -2) @ U
 
@@ -211,14 +215,17 @@ def _rule_chunk(rule, q, k, v, beta, S, same, alive, grad):
         else:
             _, U0, S_end = _delta_chunk(q, k, v, beta, S, same, alive)
     u = v if rule == "lt" else beta[..., None] * (v - _prior_read(k, k, U0, S, same, alive))
-    o = _prior_read(q, k, U0, S, same, alive) + (q * k).sum(-1, keepdim=True) * u
+    hq = q.shape[1]  # outputs for the first hq heads (see _lt_chunk)
+    o = (_prior_read(q, k[:, :hq], U0[:, :hq], S[:, :hq], same, alive)
+         + (q * k[:, :hq]).sum(-1, keepdim=True) * u[:, :hq])
     last = k[:, :, -1, :, None] * u[:, :, -1, None, :] - (k[:, :, -1, :, None] * U0[:, :, -1, None, :]).detach()
     return o, u, S_end + last  # the last write keeps its gradient, as in the step-by-step original
 
 
 def _chunked(rule, q, k, v, beta, state, first, grad, chunk):
-    """LT / Delta Net over [T, ...] chunk by chunk -> (o [T, B, H, d], final state, per-chunk (k, U, S, same,
-    alive) for callers that read the states again)."""
+    """LT / Delta Net over [T, ...] chunk by chunk -> (o [T, B, Hq, d], final state, per-chunk (k, U, S, same,
+    alive) for callers that read the states again). q may hold fewer heads (Hq) than k, v and the state (H): then
+    only the first Hq heads' outputs are computed."""
     qb, kb, vb = _bhtd(q).contiguous(), _bhtd(k).contiguous(), _bhtd(v).contiguous()  # bmm is slow on interleaved batches
     bb = beta.permute(1, 2, 0).contiguous() if beta is not None else None
     S, outs, parts = (state.detach() if grad == "truncated" else state), [], []
@@ -258,13 +265,13 @@ def fast_delta_rnn(q, k, v, beta, k_r, v_r, beta_r, state, first, grad: CoreGrad
         return fast_weights_cuda.delta_rnn(q, k, v, beta, k_r, v_r, beta_r, state, first, grad)
     W0, R0, h = state
     H = q.shape[2]
-    # Both delta rules in one chunked pass, as 2H heads: W's (q, k, v, β) and R's (k_r, k_r, v_r, β_r); the
-    # outputs of R's heads (R_tᵀ k_r) are not used.
+    # Both delta rules in one chunked pass, as 2H heads: W's (k, v, β) and R's (k_r, v_r, β_r); queries (and
+    # outputs) only for W's heads.
     cat = lambda a, b, dim=2: torch.cat([a, b], dim)  # noqa: E731
-    zz, WR, parts = _chunked("delta", cat(q, k_r), cat(k, k_r), cat(v, v_r), cat(beta, beta_r), cat(W0, R0, 1),
-                             first, grad, chunk)
+    z, WR, parts = _chunked("delta", q, cat(k, k_r), cat(v, v_r), cat(beta, beta_r), cat(W0, R0, 1), first, grad,
+                            chunk)
     W, R = WR[:, :H], WR[:, H:]
-    zb, outs, t0 = _bhtd(zz[:, :, :H]), [], 0
+    zb, outs, t0 = _bhtd(z), [], 0
     h = h.detach() if grad == "truncated" else h
     for K, U, S, same, alive in parts:
         K, U, S = K[:, H:], U[:, H:], S[:, H:]
