@@ -50,3 +50,14 @@ def test_wrong_image_shape_names_the_expected_shape():
 def test_bad_config_is_a_user_error():
     with pytest.raises(UserError, match="channels"):
         ImpalaCNNConfig(channels=())
+
+
+def test_channels_last_layout_gives_the_standard_layouts_numbers():
+    """On the CPU the torso runs in channels-last layout (faster); values and the flattening order (C, H, W)
+    are those of the plain layout."""
+    torch.manual_seed(0)
+    net = ImpalaCNN(ImpalaCNNConfig(in_channels=4, height=20, width=20, channels=(8, 16), out_features=0))
+    pixels = torch.randint(0, 256, (3, 4, 20, 20), dtype=torch.uint8)
+    plain = torch.relu(net.stages((pixels.float() / 255.0).contiguous())).reshape(3, -1)
+    assert (pixels.float() / 255.0).is_contiguous()
+    torch.testing.assert_close(net(pixels), plain)

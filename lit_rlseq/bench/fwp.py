@@ -6,6 +6,11 @@
 * ``fwp.collector``: agent steps/s of the collector (FWP agent acting) ÷ the same vector env stepped with random
   actions and no network; goal >= 0.5.
 * ``fwp.learner``: IMPALA training frames/s ÷ the collector alone (same config, same agent); goal >= 0.5.
+
+``fwp.rules`` and ``fwp.collector`` run in one thread of this process (the collector's envs step in-process), so
+with ``--threads 1`` their ratios are taken from this thread's CPU time (``time.thread_time``), which other
+processes on a shared machine do not inflate; wall-clock figures are reported beside. With more threads, torch's
+worker threads would escape that clock and wall-clock time is used.
 """
 
 from __future__ import annotations
@@ -40,20 +45,27 @@ def rule_inputs(rule: str, t: int, b: int, h: int, d: int, seed: int = 0):
             r(t, b, h, d), torch.sigmoid(r(t, b, h))], (r(b, h, d, d), r(b, h, d, d), r(b, h, d)), first
 
 
-def time_fwd_bwd(fn, args, state, first, repeats: int) -> float:
-    """Median seconds of one forward + backward (loss = sum of outputs and final states)."""
+def single_thread() -> bool:
+    """True when this thread's CPU time measures all of torch's work (one intra-op thread)."""
+    return torch.get_num_threads() == 1
+
+
+def time_fwd_bwd(fn, args, state, first, repeats: int) -> tuple[float, float]:
+    """Median (wall seconds, this thread's CPU seconds) of one forward + backward (loss = sum of outputs and
+    final states)."""
     args = [a.requires_grad_(True) for a in args]
     state = tuple(s.requires_grad_(True) for s in state)
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats + 1):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         out, final = fn(*args, state[0] if len(state) == 1 else state, first)
         finals = (final,) if isinstance(final, torch.Tensor) else final
         loss = out.sum() + sum(f.sum() for f in finals)
         torch.autograd.grad(loss, [*args, *state], allow_unused=True)
-        times.append(time.perf_counter() - start)
-    times = sorted(times[1:])  # the first call warms up
-    return times[len(times) // 2]
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.thread_time() - cpu)
+    median = lambda xs: sorted(xs[1:])[len(xs[1:]) // 2]  # noqa: E731  (the first call warms up)
+    return median(walls), median(cpus)
 
 
 @benchmark("fwp.rules")
@@ -65,31 +77,34 @@ def rules(scale: float = 1.0) -> list[BenchResult]:
     for rule, (naive, fast) in fw.RULES.items():
         for grad in ("full", "truncated"):
             args, state, first = rule_inputs(rule, t, b, 4, 32)
-            naive_s = time_fwd_bwd(lambda *a, **k: naive(*a, grad=grad, **k), [a.clone() for a in args],
-                                   tuple(s.clone() for s in state), first, repeats)
-            fast_s = time_fwd_bwd(lambda *a, **k: fast(*a, grad=grad, **k), [a.clone() for a in args],
-                                  tuple(s.clone() for s in state), first, repeats)
+            naive_s, naive_cpu = time_fwd_bwd(lambda *a, **k: naive(*a, grad=grad, **k), [a.clone() for a in args],
+                                              tuple(s.clone() for s in state), first, repeats)
+            fast_s, fast_cpu = time_fwd_bwd(lambda *a, **k: fast(*a, grad=grad, **k), [a.clone() for a in args],
+                                            tuple(s.clone() for s in state), first, repeats)
+            cpu = single_thread()
             results.append(BenchResult(
                 name=f"fwp.rules.{rule}.{grad}",
-                figures={"naive_ms": naive_s * 1e3, "fast_ms": fast_s * 1e3, "threads": torch.get_num_threads()},
-                ratio=fast_s / naive_s,
+                figures={"naive_ms": naive_s * 1e3, "fast_ms": fast_s * 1e3, "naive_cpu_ms": naive_cpu * 1e3,
+                         "fast_cpu_ms": fast_cpu * 1e3, "threads": torch.get_num_threads()},
+                ratio=fast_cpu / naive_cpu if cpu else fast_s / naive_s,
                 goal=0.2,
                 lower_is_better=True,
-                note=f"fwd+bwd, T={t} B={b} H=4 d=32, CPU; ratio = fast time / naive time (lower is better)",
+                note=f"fwd+bwd, T={t} B={b} H=4 d=32, CPU; ratio = fast / naive {'CPU' if cpu else 'wall'} time "
+                     "(lower is better)",
             ))
     return results
 
 
-def _random_steps_per_s(env, steps: int, seed: int = 0) -> float:
+def _random_steps_per_s(env, steps: int, seed: int = 0, clock=time.perf_counter) -> float:
     import numpy as np
 
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)
     n = env.single_action_space.n
-    start = time.perf_counter()
+    start = clock()
     for _ in range(steps):
         env.step(rng.integers(0, n, env.num_envs))
-    return env.num_envs * steps / (time.perf_counter() - start)
+    return env.num_envs * steps / (clock() - start)
 
 
 @benchmark("fwp.atari_vector")
@@ -137,19 +152,25 @@ def collector(scale: float = 1.0) -> list[BenchResult]:
     num_envs, unroll = (8, 20) if scale >= 0.1 else (2, 4)  # tests run at 0.01
     steps = max(1, int(10 * scale))
     results = []
+    cpu = single_thread()
     for core in ("lstm", "rdn"):
         dm, module = _fwp_setup(core, num_envs, unroll, steps, 0)
         col = dm.make_collector(rank=0, worker=0)
         col.unroll(module.policy, unroll)  # warm-up
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         for _ in range(steps):
             col.unroll(module.policy, unroll)
         agent = steps * unroll * num_envs / (time.perf_counter() - start)
+        agent_cpu = steps * unroll * num_envs / (time.thread_time() - cpu_start)
         raw = _random_steps_per_s(col.env, steps * unroll)
+        raw_cpu = _random_steps_per_s(col.env, steps * unroll, clock=time.thread_time)
         results.append(BenchResult(
-            name=f"fwp.collector.{core}", figures={"collector_steps_per_s": agent, "env_only_steps_per_s": raw},
-            ratio=agent / raw, goal=0.5,
-            note=f"{dm.env_id}, {num_envs} envs (SyncVectorEnv), {steps} unrolls of {unroll}; CPU, {torch.get_num_threads()} threads"))
+            name=f"fwp.collector.{core}",
+            figures={"collector_steps_per_s": agent, "env_only_steps_per_s": raw,
+                     "collector_steps_per_cpu_s": agent_cpu, "env_only_steps_per_cpu_s": raw_cpu},
+            ratio=agent_cpu / raw_cpu if cpu else agent / raw, goal=0.5,
+            note=f"{dm.env_id}, {num_envs} envs (SyncVectorEnv), {steps} unrolls of {unroll}; CPU, "
+                 f"{torch.get_num_threads()} threads; ratio of {'CPU' if cpu else 'wall'} time"))
     return results
 
 

@@ -4,13 +4,17 @@
     bin/fwp-atari --game Pong --epochs 40          another game, a longer run
     bin/fwp-atari --cores lstm rdn --parallel 1    some cores, one run at a time
     bin/fwp-atari --smoke                          a few steps of everything (checks an installation)
+    bin/fwp-atari --cores lstm rdn --max-minutes 60 -- --data.init_args.steps_per_epoch=25
+                                                   a reduced comparison: each run stops after 60 minutes
     bin/fwp-atari test --ckpt runs/.../last.ckpt --core rdn --game Breakout [--noneg] [--runs 5 --episodes 30]
     bin/fwp-atari -- --trainer.accelerator=gpu     extra arguments for every training run
 
 Every training run is a `lightning fit` command on configs/fwp_atari.yaml, printed before it runs; a finished
 run (``complete`` in its directory) is skipped. Afterwards each core's last checkpoint and a uniformly random
 policy play the test mode (greedy, runs x episodes lives, full-game scores beside), and
-``<out>/comparison.{md,png}`` hold the results table and the learning curves of all cores in one figure.
+``<out>/comparison.{md,png}`` hold the results table and the learning curves of all cores in one figure. The
+random policy plays first, and the table and figure are re-drawn every minute while the cores train (from their
+``learning_curve.csv``), so an interrupted comparison still leaves its curves so far.
 """
 
 from __future__ import annotations
@@ -40,15 +44,24 @@ def train_command(core: str, game: str, out: Path, epochs: int, seed: int, extra
             f"--trainer.logger.init_args.name={out.name}/{core}", *extra]
 
 
+def max_time_argument(minutes: float) -> str:
+    """Lightning's ``--trainer.max_time=DD:HH:MM:SS`` for a budget in minutes (rounded up to whole seconds)."""
+    seconds = math.ceil(minutes * 60)
+    return (f"--trainer.max_time={seconds // 86400:02d}:{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:"
+            f"{seconds % 60:02d}")
+
+
 def train_all(cores: list[str], game: str, out: Path, epochs: int, seed: int, parallel: int,
-              extra: list[str]) -> dict[str, float]:
-    """Runs the cores' trainings, ``parallel`` at a time; returns each core's wall time in seconds."""
+              extra: list[str], on_progress=None, every_s: float = 60.0) -> dict[str, float]:
+    """Runs the cores' trainings, ``parallel`` at a time; returns each core's wall time in seconds.
+    ``on_progress(walls)`` is called every ``every_s`` seconds while they run and whenever one finishes."""
     pending = [c for c in cores if not (out / c / "complete").exists()]
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     walls: dict[str, float] = {}
     wall_file = out / "wall_times.json"
     if wall_file.exists():
         walls.update(json.loads(wall_file.read_text()))
+    last_progress = time.time()
     while pending or running:
         while pending and len(running) < parallel:
             core = pending.pop(0)
@@ -72,6 +85,10 @@ def train_all(cores: list[str], game: str, out: Path, epochs: int, seed: int, pa
             (out / core / "complete").write_text("done\n")
             wall_file.write_text(json.dumps(walls, indent=1))
             print(f"[fwp-atari] {core}: finished in {walls[core] / 60:.1f} min", flush=True)
+            last_progress = 0.0
+        if on_progress is not None and time.time() - last_progress >= every_s:
+            on_progress(walls)
+            last_progress = time.time()
     return walls
 
 
@@ -100,11 +117,13 @@ def load_policy(ckpt: Path, core: str | None = None):
 
 
 def test_all(cores: list[str], game: str, out: Path, runs: int, episodes: int, noneg: bool,
-             seed: int) -> dict[str, dict[str, float]]:
+             seed: int, results: dict[str, dict[str, float]] | None = None) -> dict[str, dict[str, float]]:
+    """The test mode for the random policy and each core's last checkpoint (names already in ``results`` are
+    kept, not played again)."""
     from lit_rlseq.fwp.evaluate import run_test_mode
 
-    results = {}
-    for name in ["random", *cores]:
+    results = dict(results or {})
+    for name in [n for n in ["random", *cores] if n not in results]:
         policy = "random" if name == "random" else load_policy(out / name / "checkpoints" / "last.ckpt", name)
         report = run_test_mode(policy, f"atari:{game}", runs=runs, episodes=episodes, noneg=noneg, seed=seed)
         results[name] = report.summary()
@@ -184,14 +203,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2, help="test-mode runs (the reference: 5)")
     parser.add_argument("--episodes", type=int, default=30, help="test-mode lives per run (the reference: 30)")
     parser.add_argument("--noneg", action="store_true", help="discard negative-score test episodes")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop each training run after this many minutes (its last checkpoint is tested)")
     parser.add_argument("--smoke", action="store_true", help="a few steps of every stage")
     args = parser.parse_args(argv)
     if args.smoke:
         extra = SMOKE + extra
         args.runs, args.episodes = 1, 2
+    if args.max_minutes is not None:
+        if args.max_minutes <= 0:
+            parser.error(f"--max-minutes must be positive, got {args.max_minutes}")
+        extra = [max_time_argument(args.max_minutes), *extra]
     args.out.mkdir(parents=True, exist_ok=True)
-    walls = train_all(args.cores, args.game, args.out, args.epochs, args.seed, args.parallel, extra)
-    results = test_all(args.cores, args.game, args.out, args.runs, args.episodes, args.noneg, args.seed)
+    baseline = test_all([], args.game, args.out, args.runs, args.episodes, args.noneg, args.seed)
+
+    def progress(walls: dict[str, float]) -> None:
+        compare(args.cores, args.game, args.out, baseline, walls, args.runs, args.episodes)
+
+    walls = train_all(args.cores, args.game, args.out, args.epochs, args.seed, args.parallel, extra, progress)
+    results = test_all(args.cores, args.game, args.out, args.runs, args.episodes, args.noneg, args.seed,
+                       results=baseline)
     print(compare(args.cores, args.game, args.out, results, walls, args.runs, args.episodes))
     print(f"[fwp-atari] wrote {args.out / 'comparison.md'} and {args.out / 'comparison.png'}")
     return 0

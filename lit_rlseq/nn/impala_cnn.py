@@ -97,6 +97,10 @@ class ImpalaCNN(nn.Module):
         x = pixels.reshape(-1, *expected)
         dtype = self.stages[0].conv.weight.dtype  # float32 unless the network was cast (e.g. .double())
         x = x.to(dtype) / 255.0 if x.dtype == torch.uint8 else x.to(dtype)
+        if x.device.type == "cpu":
+            # The same numbers in channels-last layout: PyTorch's CPU convolutions run ~2x and its max-pooling ~10x
+            # faster on it (measured with one thread: Atari torso forward at batch 8, 27 -> 11 ms).
+            x = x.contiguous(memory_format=torch.channels_last)
         x = torch.relu(self.stages(x)).flatten(1)
         if self.fc is not None:
             x = torch.relu(self.fc(x))
