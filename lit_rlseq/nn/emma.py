@@ -22,9 +22,9 @@ Decisions (see docs/ldd_messenger.md):
 Speed: the policy is fed whole time-major batches. Each manual is encoded once per run of steps that share it
 (an episode); the token attention goes through a per-word table (E W^T has one row per vocabulary word), so
 no [sentences, words, 768] tensor is built. Attention and the convolution touch only the few non-empty cells
-(at most L + 1 of 100 per frame), each frame's cells are computed once and shared by the three steps whose
-history holds it, and by linearity the cells' conv contributions come from per-sentence (V W) and per-entity
-(E W) products, not from a [cells, 256] x [256, 768] product. The conv output is LeakyReLU(bias) everywhere
+(at most L + 1 of 100 per frame); a cell's conv contribution is computed once per distinct (entities, avatar,
+manual) combination and shared by every frame and history slot that holds it, and by linearity it comes from
+per-sentence (V W) and per-entity (E W) products, not from a [cells, 256] x [256, 768] product. The conv output is LeakyReLU(bias) everywhere
 except at the positions an occupied cell reaches (about a fifth of the 81), so the heads' first layers
 (5184 -> 2 x 128) read only those (``SparseFeatures.linear``). All of this is exact algebra (equal up to
 float rounding); ``sparse=False`` runs the plain dense definition (for tests and the benchmark).
