@@ -165,3 +165,26 @@ def test_checkpoint_with_another_tokenizer_is_refused(tmp_path):
         TextLM()
     with pytest.raises(UserError, match="filter"):
         tiny_lm(tok_a, filter="fuzzy")
+
+
+def test_well_formed_completions():
+    from lit_rlseq.ttm.diagnose import well_formed
+
+    good = " expectation: take knife: score up by 1 summary:  length: 0 value: 1.00 action: [ take knife ]\n"
+    assert well_formed(good, "hindsight_expectation_str")
+    assert not well_formed(good.replace(" length: 0", ""), "hindsight_expectation_str")
+    assert not well_formed(good[:-1], "hindsight_expectation_str")  # stopped before the newline
+    assert well_formed(" action: [ look ]\n", "bc") and not well_formed(" action: look\n", "bc")
+
+
+@pytest.mark.slow
+def test_diagnose_reports_on_sampled_completions(ttm_checkpoint, ttm_jsonl, tmp_path):
+    from lit_rlseq.ttm.diagnose import main
+
+    main(["--checkpoint", str(ttm_checkpoint), "--jsonl", str(ttm_jsonl), "--samples", "3", "--room", "30",
+          "--out", str(tmp_path / "d.json")])
+    stats = json.loads((tmp_path / "d.json").read_text())
+    n = len(read_jsonl(ttm_jsonl))
+    assert stats["examples"] == stats["boundary_same"] == n  # a newline is its own token: no merge at the boundary
+    assert stats["samples"] == 3 and stats["ended_newline"] + stats["hit_limit"] == 3 and stats["room"] == 30
+    assert stats["blank"] >= 3 - stats["has_action"] and stats["well_formed"] <= stats["has_action"]

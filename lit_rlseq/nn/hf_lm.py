@@ -92,7 +92,8 @@ class HFCausalLM(nn.Module):
         super().__init__()
         self.model = model.train()  # from_pretrained returns it in eval mode; Lightning switches modes itself
         params = inspect.signature(model.forward).parameters
-        # transformers 5.24 calls the cache `cache`; earlier releases `past_key_values`.
+        # transformers 5.24 (the pinned minimum) calls the cache `cache`; model classes that still take the
+        # older `past_key_values` are served too.
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
 
     @classmethod
