@@ -346,3 +346,17 @@ def test_bad_ttyrecs_are_refused_naming_the_file(recorded_game, tmp_path):
         read_ttyrec(path, env_keys("nethack:NetHackScore-v0"))
     with pytest.raises(UserError, match="not a NetHack env"):
         env_keys("toy")
+
+
+def test_the_copy_logit_starts_the_model_near_nothing_changes():
+    torch.manual_seed(0)
+    config = NetHackDynamicsConfig(NetHackPolicyConfig(num_actions=7, **SMALL), d_action=4, channels=8, blocks=1)
+    model = NetHackDynamics(config)
+    episode = nethack_episode(2, 1)
+    episode["obs/tty_chars"][0, 3, :40] = ord("#")
+    obs = {k.removeprefix("obs/"): torch.from_numpy(v[:1]) for k, v in episode.items() if k.startswith("obs/")}
+    predicted = model(obs, torch.tensor([0])).argmax(1)
+    assert torch.equal(predicted, obs["tty_chars"].long())  # a fresh model predicts the current screen
+    with torch.no_grad():
+        model.copy_logit.fill_(0.0)
+    assert not torch.equal(model(obs, torch.tensor([0])).argmax(1), obs["tty_chars"].long())

@@ -426,10 +426,11 @@ class DynamicsMetricsPlot(L.Callback):
     """
 
     def __init__(self, metrics: tuple[str, ...] = ("token_acc", "cell_acc"),
-                 titles: tuple[str, ...] = ("token accuracy", "cell exact match"), baseline: str = "nothing moves"):
+                 titles: tuple[str, ...] = ("token accuracy", "cell exact match"), baseline: str = "nothing moves",
+                 title: str = "dynamics model on held-out episodes (teacher-forced)"):
         if len(metrics) != len(titles) or not metrics:
             raise UserError(f"DynamicsMetricsPlot: one title per metric, got metrics {metrics} and titles {titles}")
-        self.metrics, self.titles, self.baseline = tuple(metrics), tuple(titles), baseline
+        self.metrics, self.titles, self.baseline, self.title = tuple(metrics), tuple(titles), baseline, title
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -448,7 +449,7 @@ class DynamicsMetricsPlot(L.Callback):
             writer = csv.DictWriter(f, fieldnames=columns, restval="")
             writer.writeheader()
             writer.writerows(rows)
-        plot_metrics(rows, directory / "dynamics_metrics.png", self.metrics, self.titles, self.baseline)
+        plot_metrics(rows, directory / "dynamics_metrics.png", self.metrics, self.titles, self.baseline, self.title)
 
 
 def read_rows(path: Path) -> list[dict[str, float]]:
@@ -459,11 +460,11 @@ def read_rows(path: Path) -> list[dict[str, float]]:
 
 
 def plot_metrics(rows: list[dict[str, float]], path: Path, metrics: tuple[str, ...] = ("token_acc", "cell_acc"),
-                 titles: tuple[str, ...] = ("token accuracy", "cell exact match"), baseline: str = "nothing moves"
-                 ) -> None:
+                 titles: tuple[str, ...] = ("token accuracy", "cell exact match"), baseline: str = "nothing moves",
+                 title: str = "dynamics model on held-out episodes (teacher-forced)") -> None:
     """Each metric per epoch (one panel each), all cells and changed cells, model vs copy baseline."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
-    for ax, metric, title in zip(axes[0], metrics, titles):
+    for ax, metric, panel in zip(axes[0], metrics, titles):
         for cells, color in (("", "C0"), ("changed_", "C1")):
             for prefix, style, who in (("", "-", "model"), ("copy_", "--", baseline)):
                 key = f"val/{prefix}{cells}{metric}"
@@ -472,13 +473,13 @@ def plot_metrics(rows: list[dict[str, float]], path: Path, metrics: tuple[str, .
                     xs, ys = zip(*points)
                     label = f"{who}, {'changed cells' if cells else 'all cells'}"
                     ax.plot(xs, ys, style, color=color, marker="o", markersize=3, label=label)
-        ax.set_title(title)
+        ax.set_title(panel)
         ax.set_xlabel("epoch")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    fig.suptitle("dynamics model on held-out episodes (teacher-forced)")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -111,6 +111,7 @@ class NetHackDynamicsModule(L.LightningModule):
         d_action: int = 32,
         channels: int = 64,
         blocks: int = 3,
+        copy_init: float = 5.0,
         lr: float = 1e-4,
     ):
         """
@@ -119,6 +120,7 @@ class NetHackDynamicsModule(L.LightningModule):
             d_char ... d_rep: the encoder's sizes (see lit_rlseq.nn.nethack.NetHackPolicyConfig); LDD's policy
                 takes them from the checkpoint.
             d_action, channels, blocks: the decoder's sizes (see lit_rlseq.nn.nethack_dynamics).
+            copy_init: the starting value of the decoder's copy logit (see lit_rlseq.nn.nethack_dynamics).
             lr: Adam learning rate.
         """
         super().__init__()
@@ -132,7 +134,8 @@ class NetHackDynamicsModule(L.LightningModule):
             num_actions=num_actions, d_char=d_char, d_line=d_line, map_channels=tuple(map_channels), d_map=d_map,
             crop=crop, crop_channels=tuple(crop_channels), d_crop=d_crop, d_rep=d_rep,
         )
-        self.config = NetHackDynamicsConfig(encoder, d_action=d_action, channels=channels, blocks=blocks)
+        self.config = NetHackDynamicsConfig(encoder, d_action=d_action, channels=channels, blocks=blocks,
+                                            copy_init=copy_init)
         self.model = NetHackDynamics(self.config)
         self.lr = lr
         self.val_metrics = nn.ModuleDict({prefix + name: MeanMetric() for prefix in ("", "copy_") for name in METRICS})

@@ -118,8 +118,12 @@ def random_levels(out: Path, envs: dict[str, str | tuple[str, dict]], episodes: 
     envs = {split: (env, {}) if isinstance(env, str) else (env[0], dict(env[1])) for split, env in envs.items()}
     wanted = {split: f"{env_id} {kwargs} ({episodes} episodes)" for split, (env_id, kwargs) in envs.items()}
     if cached.get("measured") != wanted or "levels" not in cached:
-        levels = {split: random_policy_level(env_id, episodes, env_kwargs=kwargs, num_envs=min(100, episodes))
-                  for split, (env_id, kwargs) in envs.items()}
+        by_env: dict[str, dict[str, float]] = {}  # splits that read the same env share one measurement
+        for split, (env_id, kwargs) in envs.items():
+            if wanted[split] not in by_env:
+                by_env[wanted[split]] = random_policy_level(env_id, episodes, env_kwargs=kwargs,
+                                                            num_envs=min(100, episodes))
+        levels = {split: by_env[wanted[split]] for split in envs}
         cached = {"measured": wanted, "success": {split: level["success"] for split, level in levels.items()},
                   "levels": levels}
         path.write_text(json.dumps(cached, indent=1) + "\n")
@@ -167,7 +171,7 @@ def compare(out: Path, seeds: list[int], wall: dict[str, float], spec: Compariso
     ]
     for label, runs, key in ((spec.labels[0], baseline, spec.methods[0]), (spec.labels[1], ldd, spec.methods[1])):
         seconds = [wall.get(f"{key} {s}", math.nan) for s in runs]
-        for frames in (halfway, budget):
+        for frames in sorted({halfway, budget}):  # one row when every run was evaluated once
             rates = [mean_std([at_frames(rows, frames, metric) for rows in runs.values()]) for metric in metrics.values()]
             time_text = mean_std(seconds) if frames == budget else ""
             lines.append(f"| {label} | {frames:,.0f} | {' | '.join(rates)} | {time_text} |")

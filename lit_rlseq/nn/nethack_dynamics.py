@@ -5,7 +5,7 @@ as a 256-way classification of every cell (the reference's setting: cross-entrop
     h        = Conv1x1(embedded screen) + a learned position embedding            [N, C, 24, 80]
     γ, β     = Linear([rep, action embedding])                                    [N, C] each
     h        = relu((1 + γ) h + β), then ``blocks`` residual 3x3 blocks (the IMPALA CNN's) at full resolution
-    logits   = Conv1x1(relu(h))                                                   [N, 256, 24, 80]
+    logits   = Conv1x1(relu(h)) + c · one_hot(current character)                  [N, 256, 24, 80]
 
 Choices where the reference is silent (its decoder is not described in our facts): the screen is decoded at
 full resolution from the encoder's own per-cell embedding, so copying a cell (most cells do not change) is
@@ -34,6 +34,7 @@ class NetHackDynamicsConfig:
     d_action: int = 32
     channels: int = 64  # decoder width
     blocks: int = 3  # residual blocks (2 convolutions each) at full resolution
+    copy_init: float = 5.0  # the copy logit's starting value (exp(5) = 148 x a fresh logit's weight)
 
     def __post_init__(self) -> None:
         if self.d_action < 1 or self.channels < 1 or self.blocks < 0:
@@ -55,6 +56,7 @@ class NetHackDynamics(nn.Module):
         self.film = nn.Linear(e.d_rep + config.d_action, 2 * config.channels)
         self.blocks = nn.Sequential(*(ResidualBlock(config.channels) for _ in range(config.blocks)))
         self.out = nn.Conv2d(config.channels, CHARACTERS, 1)
+        self.copy_logit = nn.Parameter(torch.tensor(float(config.copy_init)))
 
     def forward(self, obs: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
         """obs [N, ...] (``tty_chars``, ``tty_colors``, ``tty_cursor``), action [N] -> logits [N, 256, 24, 80]."""
@@ -66,4 +68,6 @@ class NetHackDynamics(nn.Module):
         h = self.cell_in(encoded.cells) + self.position
         gamma, beta = self.film(torch.cat([encoded.rep, self.action_embedding(action)], -1)).chunk(2, dim=-1)
         h = torch.relu((1 + gamma[:, :, None, None]) * h + beta[:, :, None, None])
-        return self.out(torch.relu(self.blocks(h)))
+        logits = self.out(torch.relu(self.blocks(h)))
+        current = obs["tty_chars"].long()[:, None]  # [N, 1, 24, 80]
+        return logits.scatter_add(1, current, self.copy_logit.expand(current.shape).to(logits.dtype))
