@@ -32,6 +32,8 @@ from lit_rlseq.errors import MissingArtifactError, UserError
 # Data-derived shapes (and the TTM data's Hugging Face model directory) linked into the model (see
 # LitRLSeqCLI.add_arguments_to_parser).
 LINKED_FROM_DATA = ("vocab", "num_actions", "action_dim", "obs_dim", "dataset_spec", "tokenizer", "hf_model")
+# Linked names of earlier versions, still found in the hyperparameters of their checkpoints.
+RETIRED_LINKS = ("observation_dim",)
 
 EXTRA_SUBCOMMANDS = {
     "collect": {"model", "dataloaders", "datamodule"},
@@ -130,7 +132,7 @@ class LitRLSeqCLI(LightningCLI):
             return
         module_name, _, class_name = model["class_path"].rpartition(".")
         model_class = getattr(importlib.import_module(module_name), class_name)
-        for name in LINKED_FROM_DATA:
+        for name in (*LINKED_FROM_DATA, *RETIRED_LINKS):
             if name in dict_kwargs and not _takes_argument(model_class, name):
                 del dict_kwargs[name]
 

@@ -105,3 +105,22 @@ def test_a_cli_checkpoint_loads_with_load_from_checkpoint(tmp_path):
     restored = MLPPPO.load_from_checkpoint(checkpoint)
     for name, value in cli.model.state_dict().items():
         assert torch.equal(restored.state_dict()[name], value), name
+
+
+def test_a_checkpoint_with_retired_or_foreign_link_names_still_resumes(tmp_path):
+    """Checkpoints of earlier versions hold linked names the model does not take (as None), including names
+    that are no longer linked (TT's `observation_dim`); validating or resuming from one drops them."""
+    import torch
+
+    common = ["--config", str(ROOT / "configs" / "ppo_hopper.yaml"), "--data.init_args.steps_per_epoch=1",
+              "--data.init_args.unroll_length=64", "--data.init_args.eval_episodes=1",
+              "--data.init_args.eval_num_envs=1", "--model.init_args.ppo_epochs=1",
+              f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    run_cli(["fit", *common, "--trainer.max_epochs=1"])
+    checkpoint = next(tmp_path.rglob("last.ckpt"))
+    saved = torch.load(checkpoint, weights_only=False)
+    saved["hyper_parameters"].update(observation_dim=None, vocab=None)
+    old = tmp_path / "old.ckpt"
+    torch.save(saved, old)
+    cli = run_cli(["fit", *common, "--trainer.max_epochs=2", "--ckpt_path", str(old)])
+    assert cli.trainer.current_epoch == 2
