@@ -11,6 +11,7 @@ from lit_rlseq.errors import DataError, MissingArtifactError
 from lit_rlseq.ldd.messenger import (
     MessengerDynamicsDataModule,
     MessengerDynamicsModule,
+    canonical_layers,
     load_emma_dynamics,
 )
 
@@ -49,6 +50,30 @@ def test_dynamics_model_fits_a_batch(data):
         loss.backward()
         optimizer.step()
     assert float(loss) < 0.5 * first_loss
+
+
+def test_targets_do_not_depend_on_the_random_layer_order(data):
+    model = small_model(data)
+    batch = next(iter(data.train_dataloader()))
+    loss, _, target = model.loss_and_logits(batch)
+    assert (target[..., :-1] >= target[..., 1:]).all()  # sorted, empty layers last
+    shuffled = {**batch, "obs": dict(batch["obs"])}
+    entities = batch["obs"]["entities"]
+    shuffled["obs"]["entities"] = entities.flip(-1)  # another layer order of the same frames
+    assert torch.equal(canonical_layers(entities), canonical_layers(entities.flip(-1)))
+    assert torch.allclose(model.loss_and_logits(shuffled)[0], loss)
+
+
+def test_untrained_model_predicts_that_nothing_moves(data):
+    model = small_model(data)
+    batch = next(iter(data.train_dataloader()))
+    _, logits, _ = model.loss_and_logits(batch)
+    current = canonical_layers(batch["obs"]["entities"][:-1])
+    mask = batch["mask"]
+    assert torch.equal(logits[mask].argmax(-1), current[mask])
+    without = small_model(data, copy_init=0.0)
+    _, logits, _ = without.loss_and_logits(batch)
+    assert not torch.equal(logits[mask].argmax(-1), current[mask])
 
 
 def test_store_of_another_stage_is_refused(messenger_demos):

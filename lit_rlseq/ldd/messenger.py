@@ -8,9 +8,18 @@
   from (env id, vocabulary, entity layers).
 * ``MessengerDynamicsModule``: the EMMA trunk (3-frame history, manual attention, conv) -> Linear(5184 + one-hot
   action -> 10 x 10 x L x classes), cross-entropy over the entity id of every (cell, layer) of the next frame.
-  Validation: per-(cell, layer) accuracy (``token_acc``) and per-cell exact match with the layers sorted
-  (``cell_acc``, blind to the per-step random layer order, which no model can predict), on all cells and on
-  the cells that change, for the model and for the "nothing moves" baseline (``copy_``).
+  Two departures from the reference, both because its model did not learn here (after 108 steps it
+  predicted "empty" in every cell):
+
+  * Targets are each cell's entity ids sorted (largest first), not the layers as the env draws them: S2/S3
+    redraw the layer order every step, so the reference's per-layer targets are partly a coin toss no model
+    can learn, and the sorted ones hold the same information.
+  * A learned copy logit (``lit_rlseq.nn.copy_logit``) adds a bonus to the id each (cell, layer) holds now, so
+    "nothing moves" is where the model starts and its gradient goes to what moves.
+
+  Validation: per-(cell, layer) accuracy on the sorted layers (``token_acc``) and per-cell exact match
+  (``cell_acc``), on all cells and on the cells that change, for the model and for the "nothing moves"
+  baseline (``copy_``).
 * ``load_emma_dynamics``: the trunk's config and weights from a checkpoint, for LDD's RL stage.
 
 Windows start at transitions 0, ``window``, 2 ``window``, ... of an episode; each window restarts the frame
@@ -35,6 +44,7 @@ from lit_rlseq.envs.registry import make_vector_env
 from lit_rlseq.errors import DataError, MissingArtifactError, UserError
 from lit_rlseq.ldd.dynamics import read_checkpoint
 from lit_rlseq.loops.module import OnlineRLModule
+from lit_rlseq.nn.copy_logit import add_copy_logit
 from lit_rlseq.nn.emma import GRID, Emma, EmmaConfig
 from lit_rlseq.rollouts import RolloutDataModule
 
@@ -110,24 +120,34 @@ class MessengerDynamicsDataModule(RolloutDataModule):
 class MessengerDynamics(nn.Module):
     """EMMA's trunk and a head that classifies the entity id of every (cell, layer) of the next frame."""
 
-    def __init__(self, config: EmmaConfig, num_layers: int, num_classes: int):
+    def __init__(self, config: EmmaConfig, num_layers: int, num_classes: int, copy_init: float = 5.0):
         super().__init__()
         self.trunk = Emma(config)
         self.num_layers, self.num_classes = num_layers, num_classes
         self.head = nn.Linear(config.d_features + config.num_actions, GRID * GRID * num_layers * num_classes)
+        self.copy_logit = nn.Parameter(torch.tensor(float(copy_init)))
 
     def forward(self, obs: dict[str, torch.Tensor], first: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """obs [T, B, ...] (the frames the actions were taken at), action [T, B] -> logits [T, B, 10, 10, L, C]."""
+        """obs [T, B, ...] (the frames the actions were taken at), action [T, B] -> logits [T, B, 10, 10, L, C]
+        over the next frame's entity ids, each cell's layers sorted (``canonical_layers``)."""
         features, _ = self.trunk.trunk(obs, first)
         one_hot = F.one_hot(action.reshape(-1), self.trunk.num_actions).to(features.dtype)
         logits = self.head(torch.cat([features, one_hot], -1))
-        return logits.view(*action.shape, GRID, GRID, self.num_layers, self.num_classes)
+        logits = logits.view(*action.shape, GRID, GRID, self.num_layers, self.num_classes)
+        return add_copy_logit(logits, canonical_layers(obs["entities"]), self.copy_logit)
+
+
+def canonical_layers(entities: torch.Tensor) -> torch.Tensor:
+    """Each cell's entity ids sorted, largest first ([..., L] -> [..., L]; empty layers, id 0, last): the layer
+    order S2/S3 draw at random every step is not part of the state."""
+    return entities.long().sort(-1, descending=True).values
 
 
 class MessengerDynamicsModule(L.LightningModule):
     def __init__(self, vocab: list[str] | None = None, num_actions: int | None = None, num_layers: int = 3,
                  num_classes: int = 128, d_word: int = 768, d_model: int = 256, conv_channels: int = 64,
-                 hidden: int = 128, history_layout: str = "frames_as_channels", lr: float = 1e-5):
+                 hidden: int = 128, history_layout: str = "frames_as_channels", copy_init: float = 5.0,
+                 lr: float = 1e-5):
         """
         Args:
             vocab, num_actions: linked from the data.
@@ -135,6 +155,7 @@ class MessengerDynamicsModule(L.LightningModule):
             num_classes: classes per (cell, layer) (the reference: 128; ids 0..16 occur).
             d_word, d_model, conv_channels, hidden, history_layout: EMMA's sizes (see EmmaConfig); LDD's policy
                 takes them from the checkpoint.
+            copy_init: the copy logit's starting value (0: the reference's plain classifier to start with).
             lr: Adam learning rate (the reference: 1e-5, batch 32, gradient clip 10 in the config).
         """
         super().__init__()
@@ -146,7 +167,7 @@ class MessengerDynamicsModule(L.LightningModule):
             raise UserError(f"model.init_args.num_classes must be >= 17 (entity ids 0..16), got {num_classes}")
         self.config = EmmaConfig(vocab_size=len(vocab), num_actions=num_actions, d_word=d_word, d_model=d_model,
                                  conv_channels=conv_channels, hidden=hidden, history_layout=history_layout)
-        self.model = MessengerDynamics(self.config, num_layers, num_classes)
+        self.model = MessengerDynamics(self.config, num_layers, num_classes, copy_init)
         self.lr = lr
         self.val_metrics = nn.ModuleDict({f"{p}{c}{m}": MeanMetric() for p in ("", "copy_")
                                           for c in ("", "changed_") for m in ("token_acc", "cell_acc")})
@@ -162,7 +183,7 @@ class MessengerDynamicsModule(L.LightningModule):
         obs, mask = batch["obs"], batch["mask"]
         steps = batch["action"].shape[0]
         logits = self.model({k: v[:steps] for k, v in obs.items()}, batch["first"], batch["action"])
-        target = obs["entities"][1:].long()  # [T, B, 10, 10, L]
+        target = canonical_layers(obs["entities"][1:])  # [T, B, 10, 10, L]
         loss = F.cross_entropy(logits[mask].flatten(0, -2), target[mask].flatten())
         return loss, logits, target
 
@@ -174,12 +195,12 @@ class MessengerDynamicsModule(L.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, logits, target = self.loss_and_logits(batch)
         mask = batch["mask"]
-        current = batch["obs"]["entities"][:-1].long()
-        target, current = target[mask], current[mask]  # [n, 10, 10, L]
-        changed = (current.sort(-1).values != target.sort(-1).values).any(-1)  # [n, 10, 10]
+        current = canonical_layers(batch["obs"]["entities"][:-1])
+        target, current = target[mask], current[mask]  # [n, 10, 10, L], both sorted
+        changed = (current != target).any(-1)  # [n, 10, 10]
         for prefix, predicted in (("", logits[mask].argmax(-1)), ("copy_", current)):
             token = predicted == target  # [n, 10, 10, L]
-            cell = (predicted.sort(-1).values == target.sort(-1).values).all(-1)
+            cell = (predicted.sort(-1).values == target).all(-1)
             self.val_metrics[f"{prefix}token_acc"].update(token.float().mean())
             self.val_metrics[f"{prefix}cell_acc"].update(cell.float().mean())
             if changed.any():

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from lit_rlseq.errors import UserError
+from lit_rlseq.nn.copy_logit import add_copy_logit
 from lit_rlseq.nn.impala_cnn import ResidualBlock
 from lit_rlseq.nn.nethack import COLUMNS, ROWS, NetHackEncoder, NetHackPolicyConfig
 
@@ -69,5 +70,4 @@ class NetHackDynamics(nn.Module):
         gamma, beta = self.film(torch.cat([encoded.rep, self.action_embedding(action)], -1)).chunk(2, dim=-1)
         h = torch.relu((1 + gamma[:, :, None, None]) * h + beta[:, :, None, None])
         logits = self.out(torch.relu(self.blocks(h)))
-        current = obs["tty_chars"].long()[:, None]  # [N, 1, 24, 80]
-        return logits.scatter_add(1, current, self.copy_logit.expand(current.shape).to(logits.dtype))
+        return add_copy_logit(logits, obs["tty_chars"], self.copy_logit, dim=1)
