@@ -125,7 +125,7 @@ def test_pipeline_plan_runs_the_curriculum_per_method():
 def test_pipeline_plan_s3_continues_from_s2_and_stages_must_be_a_prefix(capsys):
     from pathlib import Path
 
-    from lit_rlseq.ldd.messenger_pipeline import comparison, main
+    from lit_rlseq.ldd.messenger_pipeline import comparison, eval_max_steps, main
 
     out = Path("/tmp/out/ldd_messenger")
     stages = plan(out, [0], ["s1", "s2", "s3"], "paper", [])
@@ -136,9 +136,34 @@ def test_pipeline_plan_s3_continues_from_s2_and_stages_must_be_a_prefix(capsys):
         assert f"--model.init_args.init_checkpoint={out}/{previous}_s2/seed0/checkpoints/last.ckpt" in command
         assert any(a.endswith(f"configs/{config}.yaml") for a in command)
         assert any(a.endswith(f"configs/scale/{config}_paper.yaml") for a in command)
-    # The random policy's level is measured at each stage's own evaluation limit.
-    assert dict(comparison("s3").random_envs)["test"] == ("messenger:s3_test", {"max_steps": 128})
-    assert dict(comparison("s2").random_envs)["val"] == ("messenger:s2_val", {"max_steps": 10})
+    # The random policy's level is measured at each stage's own evaluation limit, at the chosen scale.
+    assert eval_max_steps(out, "baseline_s3", [0], "s3") == 128
+    assert eval_max_steps(out, "baseline_s1", [0], "s1") == 4  # the small configs: EMMA's S1 limit
+    assert eval_max_steps(out, "baseline_s1", [0], "s1", "paper") == 10  # the paper overlay: LDD's
+    assert dict(comparison("s2", 10).random_envs)["val"] == ("messenger:s2_val", {"max_steps": 10})
     with pytest.raises(SystemExit):
         main(["--stages", "s1", "s3", "--dry-run"])
     assert "prefix of the curriculum" in capsys.readouterr().err
+
+
+def test_pipeline_s2_at_emmas_setting_has_its_own_runs_and_reads_their_limit(tmp_path):
+    from lit_rlseq.ldd.messenger_pipeline import comparison, eval_max_steps
+
+    out = tmp_path / "ldd_messenger"
+    stages = {s.name: s for s in plan(out, [1], ["s1", "s2", "s3"], "small", [], s2_setting="emma")}
+    s1, s2, s3 = (stages[f"LDD S{k} seed 1"] for k in (1, 2, 3))
+    assert s1.directory == out / "ldd_s1" / "seed1"  # S1 is shared by both settings
+    assert s2.directory == out / "ldd_s2_emma" / "seed1" and s3.directory == out / "ldd_s3_emma" / "seed1"
+    assert f"--model.init_args.init_checkpoint={out}/ldd_s1/seed1/checkpoints/last.ckpt" in s2.command
+    assert "--model.init_args.discount=0.99" in s2.command
+    assert "--data.init_args.eval_env_kwargs={max_steps: 64}" in s2.command
+    assert f"--model.init_args.init_checkpoint={out}/ldd_s2_emma/seed1/checkpoints/last.ckpt" in s3.command
+    assert "--model.init_args.discount=0.99" not in s3.command  # S3's configs hold EMMA's S3 setting
+    # The comparison reads the runs' saved config, which holds the command line's limit.
+    saved = out / "baseline_s2_emma" / "seed1"
+    saved.mkdir(parents=True)
+    (saved / "config.yaml").write_text("data:\n  init_args:\n    eval_env_kwargs: {max_steps: 64}\n")
+    assert eval_max_steps(out, "baseline_s2_emma", [0, 1], "s2") == 64
+    spec = comparison("s2", 64, "emma")
+    assert spec.methods == ("baseline_s2_emma", "ldd_s2_emma") and spec.name == "comparison_s2_emma"
+    assert dict(spec.random_envs)["test"] == ("messenger:s2_test", {"max_steps": 64})
