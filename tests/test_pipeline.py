@@ -34,6 +34,9 @@ def test_values_are_read_at_equal_frame_budgets(tmp_path):
     assert "| IMPALA baseline | 200 | 0.300 ± 0.100 | 0.200 ± 0.100 | 20.000 ± 10.000 |" in table
     assert "| LDD | 200 | 0.700 ± 0.100 | 0.600 ± 0.100 | 20.000 ± 0.000 |" in table
     assert "| LDD | 300 |" not in table  # no method is compared beyond what every run reached
+    # Learning speed: the mean of each run's evaluations up to the common budget, then over seeds.
+    assert "| IMPALA baseline | mean of evaluations ≤ 200 | 0.200 ± 0.050 | 0.100 ± 0.050 | |" in table
+    assert "| LDD | mean of evaluations ≤ 200 | 0.650 ± 0.100 | 0.550 ± 0.100 | |" in table
     level = json.loads((tmp_path / "random_level.json").read_text())["success"]
     assert 0 < level["train"] < 0.5 and 0 < level["dev"] < 0.5  # RTFM S1's random level is drawn, not made up
     assert f"| random policy | | {level['train']:.3f} | {level['dev']:.3f} | |" in table

@@ -101,6 +101,13 @@ def at_frames(rows: list[dict[str, float]], frames: float, metric: str) -> float
     return before[-1][metric] if before else math.nan
 
 
+def curve_mean(rows: list[dict[str, float]], frames: float, metric: str) -> float:
+    """The mean of the evaluations at or before ``frames`` (NaN if none): the area under the learning curve
+    per evaluation, which rewards learning early as well as ending high."""
+    values = [r[metric] for r in rows if r[FRAMES] <= frames and not math.isnan(r.get(metric, math.nan))]
+    return float(np.mean(values)) if values else math.nan
+
+
 def mean_std(values: list[float]) -> str:
     values = [v for v in values if not math.isnan(v)]
     if not values:
@@ -175,6 +182,10 @@ def compare(out: Path, seeds: list[int], wall: dict[str, float], spec: Compariso
             rates = [mean_std([at_frames(rows, frames, metric) for rows in runs.values()]) for metric in metrics.values()]
             time_text = mean_std(seconds) if frames == budget else ""
             lines.append(f"| {label} | {frames:,.0f} | {' | '.join(rates)} | {time_text} |")
+    # Learning speed: each run's mean over its evaluations up to the budget (the area under its curve).
+    for label, runs in ((spec.labels[0], baseline), (spec.labels[1], ldd)):
+        means = [mean_std([curve_mean(rows, budget, metric) for rows in runs.values()]) for metric in metrics.values()]
+        lines.append(f"| {label} | mean of evaluations ≤ {budget:,.0f} | {' | '.join(means)} | |")
     level = random_levels(out, dict(spec.random_envs), spec.random_episodes, keys=dict(spec.random_keys),
                           name=f"random_level_{spec.name}" if spec.name != "comparison" else "random_level")
     lines.append("| random policy | | " + " | ".join(f"{level[split]:.3f}" for split in metrics) + " | |")
