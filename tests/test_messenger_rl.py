@@ -140,7 +140,8 @@ def test_pipeline_plan_s3_continues_from_s2_and_stages_must_be_a_prefix(capsys):
     assert eval_max_steps(out, "baseline_s3", [0], "s3") == 128
     assert eval_max_steps(out, "baseline_s1", [0], "s1") == 4  # the small configs: EMMA's S1 limit
     assert eval_max_steps(out, "baseline_s1", [0], "s1", "paper") == 10  # the paper overlay: LDD's
-    assert dict(comparison("s2", 10).random_envs)["val"] == ("messenger:s2_val", {"max_steps": 10})
+    assert dict(comparison("s2", 10).random_envs)["win rate val"] == ("messenger:s2_val", {"max_steps": 10})
+    assert dict(comparison("s1", 4).random_envs)["val"] == ("messenger:s1_val", {"max_steps": 4})
     with pytest.raises(SystemExit):
         main(["--stages", "s1", "s3", "--dry-run"])
     assert "prefix of the curriculum" in capsys.readouterr().err
@@ -166,4 +167,32 @@ def test_pipeline_s2_at_emmas_setting_has_its_own_runs_and_reads_their_limit(tmp
     assert eval_max_steps(out, "baseline_s2_emma", [0, 1], "s2") == 64
     spec = comparison("s2", 64, "emma")
     assert spec.methods == ("baseline_s2_emma", "ldd_s2_emma") and spec.name == "comparison_s2_emma"
-    assert dict(spec.random_envs)["test"] == ("messenger:s2_test", {"max_steps": 64})
+    assert dict(spec.random_envs)["win rate test"] == ("messenger:s2_test", {"max_steps": 64})
+    assert dict(spec.random_envs)["return val"] == ("messenger:s2_val", {"max_steps": 64})
+    assert dict(spec.metrics)["return test"] == "eval/test/return"
+    assert dict(spec.random_keys) == {"return val": "return", "return test": "return"}
+
+
+def test_s2_comparison_reports_returns_beside_win_rates(tmp_path):
+    import dataclasses
+    import json
+
+    from lit_rlseq.ldd.messenger_pipeline import comparison
+    from lit_rlseq.ldd.pipeline import compare
+    from lit_rlseq.loops.curves import FRAMES, write_curve
+
+    for method, returns in (("baseline_s2", (-0.98, -0.95)), ("ldd_s2", (-0.97, -0.90))):
+        directory = tmp_path / method / "seed0"
+        directory.mkdir(parents=True)
+        write_curve(directory / "learning_curve.csv", [
+            {FRAMES: f, "eval/val/success": 0.0, "eval/test/success": 0.0, "eval/val/return": r,
+             "eval/test/return": r} for f, r in zip((100.0, 200.0), returns)])
+    spec = dataclasses.replace(comparison("s2", 10), random_episodes=200)
+    table = compare(tmp_path, [0], {}, spec)
+    assert "| method | frames | win rate val | win rate test | return val | return test |" in table
+    assert "| LDD | 200 | 0.000 | 0.000 | -0.900 | -0.900 |" in table
+    assert "| EMMA baseline | mean of evaluations ≤ 200 | 0.000 | 0.000 | -0.965 | -0.965 |" in table
+    levels = json.loads((tmp_path / "random_level_comparison_s2.json").read_text())["levels"]
+    # The random policy at S2's 10-step limit almost never wins and mostly times out (return near -1).
+    assert levels["win rate val"]["success"] < 0.05 and -1.0 <= levels["return val"]["return"] < -0.8
+    assert (tmp_path / "comparison_s2.png").stat().st_size > 0

@@ -60,19 +60,29 @@ def eval_max_steps(out: Path, directory: str, seeds: list[int], stage: str, scal
 
 
 def comparison(stage: str, limit: int, s2_setting: str = "ldd") -> Comparison:
+    """The baseline-vs-LDD table and plot of one curriculum stage. S2 and S3 also compare the return, which
+    shows progress before the first wins do (picking the message up is worth 0.5)."""
     setting = f", {'EMMA' if s2_setting == 'emma' else 'LDD'}'s setting" if stage != "s1" else ""
-    return Comparison(
+    envs = {"val": (f"messenger:{stage}_val", {"max_steps": limit}),
+            "test": (f"messenger:{stage}_test", {"max_steps": limit})}
+    common = dict(
         methods=(run_directory("baseline", stage, s2_setting), run_directory("ldd", stage, s2_setting)),
         labels=("EMMA baseline", "LDD"),
-        metrics=(("val", "eval/val/success"), ("test", "eval/test/success")),
-        random_envs=(("val", (f"messenger:{stage}_val", {"max_steps": limit})),
-                     ("test", (f"messenger:{stage}_test", {"max_steps": limit}))),
         heading=f"LDD vs EMMA baseline (PPO) on Messenger {stage.upper()} ({limit}-step limit{setting})",
         split_note="val / test = games never seen in training",
-        split_title="{split} games",
         title=f"Messenger {stage.upper()} ({limit}-step limit): LDD vs EMMA baseline",
         name="comparison_" + run_directory("x", stage, s2_setting)[2:],
     )
+    if stage == "s1":
+        return Comparison(metrics=(("val", "eval/val/success"), ("test", "eval/test/success")),
+                          random_envs=tuple(envs.items()), split_title="{split} games", **common)
+    metrics = (("win rate val", "eval/val/success"), ("win rate test", "eval/test/success"),
+               ("return val", "eval/val/return"), ("return test", "eval/test/return"))
+    return Comparison(
+        metrics=metrics,
+        random_envs=tuple((name, envs[name.split()[-1]]) for name, _ in metrics),
+        random_keys=tuple((name, "return") for name, _ in metrics if name.startswith("return")),
+        split_title="{split} games", column="{split}", measure="greedy win rate, return", sharey=False, **common)
 
 
 def plan(out: Path, seeds: list[int], stages: list[str], scale: str, rl_extra: list[str],
