@@ -81,6 +81,37 @@ def test_distillation_can_be_switched_off(vocab, dynamics_ckpt):
     assert module.auxiliary_losses(batch, *module.learner_forward(batch)) == {}
 
 
+def test_handover_scales_student_and_teacher_features_exactly_once(vocab, dynamics_ckpt):
+    from lit_rlseq.loops.unroll import Unroll
+
+    path = str(dynamics_ckpt[0])
+    batch = minibatch(vocab)
+    unroll = Unroll(obs=batch.obs, first=batch.first, action=batch.action[:-1], reward=batch.advantages[:-1],
+                    done=batch.first[1:], behaviour_logits=batch.behaviour_logits[:-1])
+    module = LDDEmmaPPO(dynamics_checkpoint=path, vocab=vocab, num_actions=5, handover_feature_rms=0.01)
+    features = lambda net: net.forward_with_features(batch.obs, batch.first, ()).features  # noqa: E731
+    with torch.no_grad():
+        before = features(module.policy)
+    module.on_train_batch_start(unroll, 0)
+    factor = float(module.handover_scale)
+    assert factor > 0
+    with torch.no_grad():
+        assert torch.allclose(features(module.teacher).pow(2).mean().sqrt(), torch.tensor(0.01), rtol=1e-4)
+        torch.testing.assert_close(features(module.policy), factor * before)  # the same direction, rescaled
+    conv = module.policy.conv.weight.clone()
+    module.on_train_batch_start(unroll, 1)  # once only
+    assert torch.equal(module.policy.conv.weight, conv)
+    resumed = LDDEmmaPPO(dynamics_checkpoint=path, vocab=vocab, num_actions=5, handover_feature_rms=0.01)
+    resumed.load_state_dict(module.state_dict())
+    resumed.on_train_batch_start(unroll, 0)  # a resumed run keeps the checkpoint's scale
+    assert torch.equal(resumed.policy.conv.weight, conv)
+    off = LDDEmmaPPO(dynamics_checkpoint=path, vocab=vocab, num_actions=5)
+    off.on_train_batch_start(unroll, 0)  # the default keeps the dynamics model's scale, as the reference
+    assert float(off.handover_scale) == 0
+    with pytest.raises(UserError, match="handover_feature_rms must be positive"):
+        LDDEmmaPPO(dynamics_checkpoint=path, vocab=vocab, num_actions=5, handover_feature_rms=0.0)
+
+
 def test_vocabulary_mismatch_is_refused(vocab, dynamics_ckpt):
     with pytest.raises(DataError, match="another vocabulary"):
         LDDEmmaPPO(dynamics_checkpoint=str(dynamics_ckpt[0]), vocab=vocab[:-1], num_actions=5)

@@ -17,6 +17,14 @@ the mean squared difference of the 5184 trunk features, added to every PPO minib
 features are computed by the policy being trained, on the minibatch, in every epoch, so the gradient reaches
 it (the original computed them with the acting copy, whose weights the optimizer never sees: after the
 initialisation its distillation did nothing).
+
+Hand-over scale (``handover_feature_rms``, off by default as in the reference): the trained dynamics trunk's
+features are far larger than a fresh EMMA's (root-mean-square 0.32 against 0.009 on S1 frames with the
+small config's dynamics model), so the fresh heads' first layers learn with a correspondingly larger
+effective step. With a value, the first training batch scales the conv layer of student and teacher so that
+the teacher's features on that batch have that root-mean-square (the features are LeakyReLU(conv(.)),
+positively homogeneous, so this rescales them exactly); the factor is stored in the checkpoint and a resumed
+run does not rescale again. The same fix as RTFM's ``handover_rep_rms`` (lit_rlseq.ldd.distill).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import torch
 from lit_rlseq.errors import DataError, MissingArtifactError, UserError
 from lit_rlseq.ldd.messenger import load_emma_dynamics
 from lit_rlseq.loops.ppo import Minibatch, PPOModule
+from lit_rlseq.loops.unroll import Unroll
 from lit_rlseq.nn.actor_critic import PolicyOutput
 from lit_rlseq.nn.emma import Emma, EmmaConfig
 
@@ -103,7 +112,7 @@ class EmmaPPO(PPOModule):
 class LDDEmmaPPO(EmmaPPO):
     def __init__(self, dynamics_checkpoint: str, vocab: list[str] | None = None, num_actions: int | None = None,
                  distill_weight: float = 0.01, init_from_dynamics: bool = True, init_checkpoint: str | None = None,
-                 freeze: list[str] | None = None, **ppo: Any):
+                 freeze: list[str] | None = None, handover_feature_rms: float | None = None, **ppo: Any):
         """
         Args:
             dynamics_checkpoint: a MessengerDynamicsModule checkpoint (configs/ldd_messenger_dynamics.yaml); the
@@ -113,6 +122,9 @@ class LDDEmmaPPO(EmmaPPO):
             init_from_dynamics: start the policy from the dynamics model's EMMA (False: fresh + distillation).
             init_checkpoint: start from an earlier LDD run's policy instead (S2 from S1's last weights).
             freeze: parameter-name prefixes of the policy that are not trained.
+            handover_feature_rms: scale student and teacher on the first batch so that the teacher's features
+                have this root-mean-square (None: keep the dynamics model's scale, as the reference; a fresh
+                EMMA's is about 0.01).
             **ppo: PPO settings (see EmmaPPO; defaults: the reference's).
         """
         config, state = load_emma_dynamics(dynamics_checkpoint, vocab=vocab)
@@ -137,6 +149,33 @@ class LDDEmmaPPO(EmmaPPO):
         self.teacher.requires_grad_(False)
         self.distill_weight = distill_weight
         self.freeze(freeze or [])
+        if handover_feature_rms is not None and handover_feature_rms <= 0:
+            raise UserError(f"model.init_args.handover_feature_rms must be positive or null, got {handover_feature_rms}")
+        self.handover_feature_rms = handover_feature_rms
+        self.register_buffer("handover_scale", torch.zeros(()))  # the factor applied; 0 until the hand-over
+        self._handed_over = False
+
+    def on_train_batch_start(self, unroll: Unroll, batch_idx: int) -> None:
+        if self.handover_feature_rms is None or self._handed_over:
+            return
+        self._handed_over = self.handover_scale.item() != 0  # a resumed run was scaled already
+        if not self._handed_over:
+            self.scale_features(unroll)
+            self._handed_over = True
+
+    @torch.no_grad()
+    def scale_features(self, unroll: Unroll) -> float:
+        """Scales the conv layer of student and teacher so that the teacher's features on this batch have
+        root-mean-square ``handover_feature_rms``; returns the factor (the mean over DDP ranks)."""
+        features = self.teacher.forward_with_features(unroll.obs, unroll.first, unroll.initial_state).features
+        factor = self.handover_feature_rms / features.pow(2).mean().sqrt().clamp(min=1e-8)
+        if self._trainer is not None:
+            factor = self.trainer.strategy.reduce(factor, reduce_op="mean")
+        for network in (self.policy, self.teacher):
+            network.conv.weight.mul_(factor)
+            network.conv.bias.mul_(factor)
+        self.handover_scale.fill_(float(factor))
+        return float(factor)
 
     def learner_forward(self, batch: Minibatch) -> tuple[PolicyOutput, dict[str, Any]]:
         out = self.policy.forward_with_features(batch.obs, batch.first, batch.initial_state)
