@@ -25,6 +25,7 @@ The network sizes come from the dynamics checkpoint, so they always match it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -38,7 +39,46 @@ from lit_rlseq.nn.actor_critic import PolicyOutput
 from lit_rlseq.nn.txt2pi import Txt2PiEncoder, Txt2PiPolicy
 
 
-class EncoderDistillation(ImpalaModule):
+class HandOverScale:
+    """Rescales what a dynamics model hands over to an LDD RL module, once, on the first training batch: the
+    last linear (or conv) layer before a positively homogeneous activation (ReLU, LeakyReLU) in student and
+    teacher is multiplied by one factor, so the teacher's output on that batch has root-mean-square
+    ``handover_target``. The factor is averaged over DDP ranks and kept in the ``handover_scale`` buffer, so a
+    resumed run (whose weights were scaled already) does not scale again. A LightningModule mixin."""
+
+    def init_handover(self, target: float | None, setting: str) -> None:
+        """``target``: the root-mean-square to scale to (None: keep the dynamics model's scale); ``setting``: the
+        model argument that holds it, for the error message."""
+        if target is not None and target <= 0:
+            raise UserError(f"model.init_args.{setting} must be positive or null, got {target}")
+        self.handover_target = target
+        self.register_buffer("handover_scale", torch.zeros(()))  # the factor applied; 0 until the hand-over
+        self._handed_over = False
+
+    def hand_over_once(self, teacher_output: Callable[[], torch.Tensor], layers: Sequence[torch.nn.Module]) -> None:
+        """Scales ``layers`` unless it was done (in this run or in the checkpoint it resumed from) or is off."""
+        if self.handover_target is None or self._handed_over:
+            return
+        # Read the buffer once (it may come from a checkpoint), not on every batch: .item() syncs a GPU.
+        self._handed_over = self.handover_scale.item() != 0
+        if not self._handed_over:
+            self.hand_over(teacher_output(), layers)
+            self._handed_over = True
+
+    @torch.no_grad()
+    def hand_over(self, teacher_output: torch.Tensor, layers: Sequence[torch.nn.Module]) -> float:
+        """Multiplies the weight and bias of ``layers`` by target / rms(teacher_output); returns the factor."""
+        factor = self.handover_target / teacher_output.pow(2).mean().sqrt().clamp(min=1e-8)
+        if self._trainer is not None:
+            factor = self.trainer.strategy.reduce(factor, reduce_op="mean")
+        for layer in layers:
+            layer.weight.mul_(factor)
+            layer.bias.mul_(factor)
+        self.handover_scale.fill_(float(factor))
+        return float(factor)
+
+
+class EncoderDistillation(HandOverScale, ImpalaModule):
     """The LDD recipe on an ImpalaModule; subclasses build ``self.policy`` and call ``init_distillation``."""
 
     teacher: torch.nn.Module
@@ -61,36 +101,11 @@ class EncoderDistillation(ImpalaModule):
         self.teacher.requires_grad_(False)
         self.distill_weight = distill_weight
         self.distill_first_step_only = distill_first_step_only
-        if handover_rep_rms is not None and handover_rep_rms <= 0:
-            raise UserError(f"model.init_args.handover_rep_rms must be positive or null, got {handover_rep_rms}")
-        self.handover_rep_rms = handover_rep_rms
-        # The factor applied at hand-over; 0 until then. A buffer, so checkpoints carry it.
-        self.register_buffer("handover_scale", torch.zeros(()))
-        self._handed_over = False
+        self.init_handover(handover_rep_rms, "handover_rep_rms")
 
     def on_train_batch_start(self, unroll: Unroll, batch_idx: int) -> None:
-        if self.handover_rep_rms is None or self._handed_over:
-            return
-        # Read the buffer once (it may come from a checkpoint), not on every batch: .item() syncs a GPU.
-        self._handed_over = self.handover_scale.item() != 0
-        if not self._handed_over:
-            self.scale_representation(unroll)
-            self._handed_over = True
-
-    @torch.no_grad()
-    def scale_representation(self, unroll: Unroll) -> float:
-        """Scales the fc layer of student and teacher so that the teacher's representation of this batch's
-        observations has root-mean-square ``handover_rep_rms``; returns the factor (the mean over ranks)."""
-        obs = {k: v.flatten(0, 1) for k, v in unroll.obs.items()}
-        rms = self.teacher(obs).rep.pow(2).mean().sqrt()
-        factor = self.handover_rep_rms / rms.clamp(min=1e-8)
-        if self._trainer is not None:
-            factor = self.trainer.strategy.reduce(factor, reduce_op="mean")
-        for encoder in (self.policy.encoder, self.teacher):
-            encoder.fc.weight.mul_(factor)
-            encoder.fc.bias.mul_(factor)
-        self.handover_scale.fill_(float(factor))
-        return float(factor)
+        self.hand_over_once(lambda: self.teacher({k: v.flatten(0, 1) for k, v in unroll.obs.items()}).rep,
+                            [self.policy.encoder.fc, self.teacher.fc])  # rep = ReLU(fc(.))
 
     def learner_forward(self, unroll: Unroll) -> tuple[PolicyOutput, dict[str, Any]]:
         out, encoded = self.policy.forward_with_rep(unroll.obs, unroll.first, unroll.initial_state)

@@ -24,7 +24,7 @@ small config's dynamics model), so the fresh heads' first layers learn with a co
 effective step. With a value, the first training batch scales the conv layer of student and teacher so that
 the teacher's features on that batch have that root-mean-square (the features are LeakyReLU(conv(.)),
 positively homogeneous, so this rescales them exactly); the factor is stored in the checkpoint and a resumed
-run does not rescale again. The same fix as RTFM's ``handover_rep_rms`` (lit_rlseq.ldd.distill).
+run does not rescale again (``lit_rlseq.ldd.distill.HandOverScale``, shared with RTFM's and NetHack's LDD).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from lit_rlseq.errors import DataError, MissingArtifactError, UserError
+from lit_rlseq.ldd.distill import HandOverScale
 from lit_rlseq.ldd.messenger import load_emma_dynamics
 from lit_rlseq.loops.ppo import Minibatch, PPOModule
 from lit_rlseq.loops.unroll import Unroll
@@ -109,7 +110,7 @@ class EmmaPPO(PPOModule):
                 self.policy.get_parameter(name).requires_grad_(False)
 
 
-class LDDEmmaPPO(EmmaPPO):
+class LDDEmmaPPO(HandOverScale, EmmaPPO):
     def __init__(self, dynamics_checkpoint: str, vocab: list[str] | None = None, num_actions: int | None = None,
                  distill_weight: float = 0.01, init_from_dynamics: bool = True, init_checkpoint: str | None = None,
                  freeze: list[str] | None = None, handover_feature_rms: float | None = None, **ppo: Any):
@@ -149,33 +150,12 @@ class LDDEmmaPPO(EmmaPPO):
         self.teacher.requires_grad_(False)
         self.distill_weight = distill_weight
         self.freeze(freeze or [])
-        if handover_feature_rms is not None and handover_feature_rms <= 0:
-            raise UserError(f"model.init_args.handover_feature_rms must be positive or null, got {handover_feature_rms}")
-        self.handover_feature_rms = handover_feature_rms
-        self.register_buffer("handover_scale", torch.zeros(()))  # the factor applied; 0 until the hand-over
-        self._handed_over = False
+        self.init_handover(handover_feature_rms, "handover_feature_rms")
 
     def on_train_batch_start(self, unroll: Unroll, batch_idx: int) -> None:
-        if self.handover_feature_rms is None or self._handed_over:
-            return
-        self._handed_over = self.handover_scale.item() != 0  # a resumed run was scaled already
-        if not self._handed_over:
-            self.scale_features(unroll)
-            self._handed_over = True
-
-    @torch.no_grad()
-    def scale_features(self, unroll: Unroll) -> float:
-        """Scales the conv layer of student and teacher so that the teacher's features on this batch have
-        root-mean-square ``handover_feature_rms``; returns the factor (the mean over DDP ranks)."""
-        features = self.teacher.forward_with_features(unroll.obs, unroll.first, unroll.initial_state).features
-        factor = self.handover_feature_rms / features.pow(2).mean().sqrt().clamp(min=1e-8)
-        if self._trainer is not None:
-            factor = self.trainer.strategy.reduce(factor, reduce_op="mean")
-        for network in (self.policy, self.teacher):
-            network.conv.weight.mul_(factor)
-            network.conv.bias.mul_(factor)
-        self.handover_scale.fill_(float(factor))
-        return float(factor)
+        self.hand_over_once(lambda: self.teacher.forward_with_features(unroll.obs, unroll.first,
+                                                                       unroll.initial_state).features,
+                            [self.policy.conv, self.teacher.conv])  # features = LeakyReLU(conv(.))
 
     def learner_forward(self, batch: Minibatch) -> tuple[PolicyOutput, dict[str, Any]]:
         out = self.policy.forward_with_features(batch.obs, batch.first, batch.initial_state)
