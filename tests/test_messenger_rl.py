@@ -227,3 +227,25 @@ def test_s2_comparison_reports_returns_beside_win_rates(tmp_path):
     # The random policy at S2's 10-step limit almost never wins and mostly times out (return near -1).
     assert levels["win rate val"]["success"] < 0.05 and -1.0 <= levels["return val"]["return"] < -0.8
     assert (tmp_path / "comparison_s2.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_the_messenger_pipeline_at_smoke_scale_with_s2_at_emmas_setting(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "ldd_messenger"
+    command = [sys.executable, "-m", "lit_rlseq.ldd.messenger_pipeline", "--smoke", "--out", str(out),
+               "--stages", "s1", "s2", "--s2-setting", "emma"]
+    first = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    for method in ("baseline", "ldd"):
+        for directory in (f"{method}_s1", f"{method}_s2_emma"):
+            assert (out / directory / "seed0" / "complete").exists()
+    s2 = (out / "comparison_s2_emma.md").read_text()
+    assert "(64-step limit, EMMA's setting)" in s2 and "| return val |" in s2
+    assert "(4-step limit)" in (out / "comparison_s1.md").read_text()
+    assert (out / "comparison_s2_emma.png").exists() and (out / "dynamics" / "dynamics_metrics.png").exists()
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0
+    assert again.stdout.count("done already") == 5  # 2 baselines, the dynamics model, 2 LDD runs
