@@ -40,9 +40,14 @@ def baseline_config(stage: str) -> str:
     return "ldd_messenger_baseline" if stage == "s1" else f"ldd_messenger_baseline_{stage}"
 
 
+def stage_run_name(stage: str, s2_setting: str = "ldd") -> str:
+    """``s1``, ``s2``, ``s2_emma``: a stage's runs as named under --out (EMMA's setting from S2 on)."""
+    return stage + ("_emma" if stage != "s1" and s2_setting == "emma" else "")
+
+
 def run_directory(method: str, stage: str, s2_setting: str = "ldd") -> str:
     """``baseline_s1``, ``ldd_s2``, ``ldd_s2_emma``: where a method's runs of a stage live under --out."""
-    return f"{method}_{stage}" + ("_emma" if stage != "s1" and s2_setting == "emma" else "")
+    return f"{method}_{stage_run_name(stage, s2_setting)}"
 
 
 def eval_max_steps(out: Path, directory: str, seeds: list[int], stage: str, scale: str = "small") -> int:
@@ -71,7 +76,7 @@ def comparison(stage: str, limit: int, s2_setting: str = "ldd") -> Comparison:
         heading=f"LDD vs EMMA baseline (PPO) on Messenger {stage.upper()} ({limit}-step limit{setting})",
         split_note="val / test = games never seen in training",
         title=f"Messenger {stage.upper()} ({limit}-step limit): LDD vs EMMA baseline",
-        name="comparison_" + run_directory("x", stage, s2_setting)[2:],
+        name=f"comparison_{stage_run_name(stage, s2_setting)}",
     )
     if stage == "s1":
         return Comparison(metrics=(("val", "eval/val/success"), ("test", "eval/test/success")),
