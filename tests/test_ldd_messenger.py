@@ -12,7 +12,6 @@ from lit_rlseq.ldd.messenger import (
     MessengerDynamicsDataModule,
     MessengerDynamicsModule,
     canonical_layers,
-    cell_matches,
     load_emma_dynamics,
 )
 
@@ -63,18 +62,6 @@ def test_targets_do_not_depend_on_the_random_layer_order(data):
     shuffled["obs"]["entities"] = entities.flip(-1)  # another layer order of the same frames
     assert torch.equal(canonical_layers(entities), canonical_layers(entities.flip(-1)))
     assert torch.allclose(model.loss_and_logits(shuffled)[0], loss)
-
-
-def test_a_cell_matches_whatever_the_layer_order_and_copying_matches_every_unchanged_cell(data):
-    target = canonical_layers(torch.tensor([[5, 0, 3], [0, 0, 0], [7, 2, 0]]))
-    predicted = torch.tensor([[0, 3, 5], [0, 0, 0], [7, 0, 0]])
-    assert cell_matches(predicted, target).tolist() == [True, True, False]
-    batch = next(iter(data.val_dataloader()))
-    mask = batch["mask"]
-    current = canonical_layers(batch["obs"]["entities"][:-1])[mask]
-    target = canonical_layers(batch["obs"]["entities"][1:])[mask]
-    changed = (current != target).any(-1)
-    assert torch.equal(cell_matches(current, target), ~changed)
 
 
 def test_untrained_model_predicts_that_nothing_moves(data):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lit_rlseq.ldd.pipeline import at_frames, compare, curve_mean, mean_std, plan
+from lit_rlseq.ldd.pipeline import at_frames, compare, mean_std, plan
 from lit_rlseq.loops.curves import FRAMES, write_curve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,14 +41,6 @@ def test_values_are_read_at_equal_frame_budgets(tmp_path):
     assert 0 < level["train"] < 0.5 and 0 < level["dev"] < 0.5  # RTFM S1's random level is drawn, not made up
     assert f"| random policy | | {level['train']:.3f} | {level['dev']:.3f} | |" in table
     assert (tmp_path / "comparison.png").stat().st_size > 0
-
-
-def test_curve_mean_averages_the_evaluations_up_to_the_budget_and_skips_missing_ones():
-    rows = [{FRAMES: 100.0, "m": 0.1}, {FRAMES: 200.0, "m": float("nan")}, {FRAMES: 300.0, "m": 0.5},
-            {FRAMES: 400.0, "m": 0.9}]
-    assert curve_mean(rows, 300, "m") == pytest.approx(0.3)  # (0.1 + 0.5) / 2: the NaN is no evaluation
-    assert curve_mean(rows, 1000, "m") == pytest.approx(0.5)
-    assert curve_mean(rows, 50, "m") != curve_mean(rows, 50, "m")  # NaN before the first evaluation
 
 
 def test_plan_runs_baselines_before_the_stages_ldd_needs():

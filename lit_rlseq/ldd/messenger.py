@@ -137,12 +137,6 @@ class MessengerDynamics(nn.Module):
         return add_copy_logit(logits, canonical_layers(obs["entities"]), self.copy_logit)
 
 
-def cell_matches(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per cell, whether ``predicted`` [..., L] holds the same entities as ``target`` (in ``canonical_layers``
-    order) in any layer order: [..., L] -> bool [...]."""
-    return (canonical_layers(predicted) == target).all(-1)
-
-
 def canonical_layers(entities: torch.Tensor) -> torch.Tensor:
     """Each cell's entity ids sorted, largest first ([..., L] -> [..., L]; empty layers, id 0, last): the layer
     order S2/S3 draw at random every step is not part of the state."""
@@ -206,7 +200,7 @@ class MessengerDynamicsModule(L.LightningModule):
         changed = (current != target).any(-1)  # [n, 10, 10]
         for prefix, predicted in (("", logits[mask].argmax(-1)), ("copy_", current)):
             token = predicted == target  # [n, 10, 10, L]
-            cell = cell_matches(predicted, target)
+            cell = (predicted.sort(-1).values == target).all(-1)
             self.val_metrics[f"{prefix}token_acc"].update(token.float().mean())
             self.val_metrics[f"{prefix}cell_acc"].update(cell.float().mean())
             if changed.any():
